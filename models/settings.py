@@ -1,0 +1,109 @@
+"""One settings class for every process; each value comes from an ``AIVBATCH_*`` variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the workers, the dispatcher and the command line."""
+
+    model_config = SettingsConfigDict(env_prefix="AIVBATCH_", extra="ignore")
+
+    # Where things live.
+    data_dir: Path = Field(
+        default=Path(".aivbatch"), description="Folder for the SQLite file and embedded servers."
+    )
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means a SQLite file in data_dir."
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Redis for the broker and live progress."
+    )
+    redis_prefix: str = Field(
+        default="aivbatch", description="Prefix of every Redis key of the contract."
+    )
+
+    # The upstream.
+    aivvm_url: str | None = Field(
+        default=None, description="Base URL of the Aivvm-protocol upstream."
+    )
+    aivvm_key: SecretStr = Field(
+        default=SecretStr(""), description="Sent as the body's `key`; never logged."
+    )
+    connect_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to open an upstream connection."
+    )
+    stall_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds of upstream silence that end a stream."
+    )
+    http_keepalive: int = Field(
+        default=20, ge=1, description="Idle upstream connections kept per client."
+    )
+
+    # Execution.
+    worker_streams: int = Field(
+        default=500, ge=1, description="Upstream streams in flight per worker process."
+    )
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per job before it fails.")
+    retry_base_delay: float = Field(
+        default=1.0, ge=0, description="First retry delay in seconds (doubles)."
+    )
+    retry_max_delay: float = Field(
+        default=60.0, ge=0, description="Ceiling of the retry delay in seconds."
+    )
+    lease_seconds: float = Field(
+        default=30.0, gt=0, description="A running job's lease; renewed while streaming."
+    )
+    dispatch_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a dispatched job may wait unclaimed."
+    )
+    dispatch_group: int = Field(default=16, ge=1, description="Jobs carried by one broker message.")
+    dispatch_backlog: int = Field(
+        default=2,
+        ge=0,
+        description="Extra groups per worker dispatched ahead, so a freed slot never waits.",
+    )
+    dispatch_interval: float = Field(
+        default=0.2, gt=0, description="Seconds between dispatcher passes."
+    )
+    chunk_flush_ms: float = Field(
+        default=25.0, gt=0, description="Chunk coalescing window before Redis writes."
+    )
+    redis_retention: int = Field(
+        default=86400, ge=60, description="Seconds finished work stays in Redis."
+    )
+
+    # The API.
+    auth_enabled: bool = Field(
+        default=True, description="Require bearer API keys; off only by explicit choice."
+    )
+    max_body_bytes: int = Field(
+        default=200 * 1024 * 1024, ge=1024, description="Largest request body."
+    )
+    max_requests_per_batch: int = Field(
+        default=50_000, ge=1, description="Requests one batch may hold."
+    )
+    max_request_bytes: int = Field(
+        default=1024 * 1024, ge=256, description="Largest single request line."
+    )
+    default_completion_window: str = Field(
+        default="24h", description="Completion window when none is given."
+    )
+
+    @property
+    def sql_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'aivbatch.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

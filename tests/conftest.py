@@ -1,0 +1,8 @@
+"""Fixtures shared by every test; each lives in tests/support/ with the one concern it serves."""
+
+pytest_plugins = [
+    "tests.support.services",
+    "tests.support.database",
+    "tests.support.emulator",
+    "tests.support.stack",
+]

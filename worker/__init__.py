@@ -1,0 +1,1 @@
+"""Celery workers, the dispatcher, providers and the Aivvm-protocol emulator."""
