@@ -1,0 +1,1 @@
+"""Upstream chat providers; Aivvm first."""

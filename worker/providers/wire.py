@@ -1,0 +1,159 @@
+"""The Aivvm wire protocol's edges: naming what went wrong, in the upstream's own words.
+
+Pure functions over status codes, headers, bytes and httpx exceptions, shared by the sync
+and async paths. Every message built here passes through ``redact``: the API key is sent
+in the body and an upstream may echo it back in an error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+import httpx
+
+from worker.providers.decoding import TextStream, html_verdict
+from worker.providers.errors import (
+    NotAnAnswer,
+    RateLimited,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamUnavailable,
+)
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]*>")
+MESSAGE_LIMIT = 500
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with every occurrence of ``secret`` masked."""
+    return text.replace(secret, "***") if secret else text
+
+
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After in seconds, from delay-seconds or an HTTP-date; None if absent or bad."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if seconds == seconds else None  # NaN is no delay
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def is_html(content_type: str, body: bytes) -> bool:
+    """Whether a response is an HTML page, by its content type or by its first bytes."""
+    return "text/html" in content_type.lower() or bool(html_verdict(body[:1024]))
+
+
+def upstream_message(body: bytes, content_type: str) -> str:
+    """The upstream's own words: a JSON ``error.message``, an HTML title, or the text."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if "json" in content_type.lower() or text.startswith("{"):
+        found = _json_message(text)
+        if found:
+            return _clip(found)
+    if is_html(content_type, body):
+        title = _TITLE.search(text)
+        text = title.group(1) if title else _TAGS.sub(" ", _HIDDEN.sub(" ", text))
+    return _clip(text) or "(empty body)"
+
+
+def _json_message(text: str) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    for candidate in (
+        error.get("message") if isinstance(error, dict) else error,
+        data.get("message"),
+        data.get("detail"),
+    ):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate
+    return None
+
+
+def _clip(text: str) -> str:
+    return " ".join(text.split())[:MESSAGE_LIMIT]
+
+
+def error_for_status(
+    status: int, headers: httpx.Headers, body: bytes, *, secret: str = ""
+) -> UpstreamError:
+    """The error a non-2xx answer stands for: 429 rate limit, 5xx unavailable, else refused."""
+    message = redact(f"{status}: {upstream_message(body, headers.get('content-type', ''))}", secret)
+    if status == 429:
+        return RateLimited(message, retry_after=retry_after_seconds(headers.get("retry-after")))
+    if status >= 500:
+        return UpstreamUnavailable(message, status_code=status)
+    return UpstreamRefused(message, status_code=status)
+
+
+def not_an_answer(
+    status: int, headers: httpx.Headers, body: bytes, *, secret: str = ""
+) -> NotAnAnswer:
+    """The error for a 2xx answer that is an HTML page (an anti-bot wall) rather than text."""
+    page = upstream_message(body, headers.get("content-type", "") or "text/html")
+    return NotAnAnswer(
+        redact(f"the upstream answered {status} with an HTML page: {page}", secret),
+        status_code=status,
+    )
+
+
+def transport_error(
+    exc: httpx.RequestError,
+    stream: TextStream | None,
+    *,
+    stall: float | None,
+    origin: str,
+) -> UpstreamError:
+    """The error a transport failure stands for, before (``stream`` None) or inside the body."""
+    if isinstance(exc, httpx.ReadTimeout):
+        return (stream or TextStream()).stalled(stall)
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if stream is None or isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
+        return UpstreamUnavailable(f"could not reach {origin} ({detail})")
+    return stream.interrupted(detail)
+
+
+def origin_of(url: httpx.URL) -> str:
+    """``scheme://host:port`` of a URL: enough to say where, never its credentials."""
+    port = f":{url.port}" if url.port else ""
+    return f"{url.scheme}://{url.host}{port}"
+
+
+def model_list(status: int, headers: httpx.Headers, body: bytes) -> list[dict[str, str]]:
+    """The ``/api/models`` answer as ``{id, name}`` dicts; raises the error it stands for."""
+    if status >= 300:
+        raise error_for_status(status, headers, body)
+    if is_html(headers.get("content-type", ""), body):
+        raise not_an_answer(status, headers, body)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, list) or not all(
+        isinstance(m, dict) and isinstance(m.get("id"), str) for m in data
+    ):
+        text = _clip(body.decode("utf-8", "replace"))
+        raise NotAnAnswer(
+            f"the model list is not a JSON list of {{id, name}}: {text}", status_code=status
+        )
+    return [{"id": m["id"], "name": str(m.get("name") or m["id"])} for m in data]
