@@ -1,0 +1,34 @@
+"""`python -m worker`: a Celery worker process with the project's settings."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from models.rediskeys import RedisKeys
+from models.settings import get_settings
+from worker.celery_app import app
+
+
+def main() -> None:
+    """Run one worker process; the solo pool because concurrency lives in the event loop."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    queue = RedisKeys(get_settings().redis_prefix).queue
+    app.worker_main(
+        [
+            "worker",
+            "--pool=solo",
+            f"--queues={queue}",
+            f"--hostname=aivbatch-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
