@@ -1,0 +1,242 @@
+"""Batches: create one with its jobs in one transaction, read its progress, cancel it."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from models.errors import Conflict, InvalidInput, NotFound
+from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
+from models.tables import Batch, Job
+
+_WINDOW = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One validated request of a batch being created."""
+
+    custom_id: str
+    model: str
+    messages: list[dict[str, str]]
+    temperature: float | None = None
+    system_message: str | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    """A batch and how many of its jobs are in each state."""
+
+    batch: Batch
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> int:
+        """Jobs in a terminal state."""
+        return self.batch.total - self.counts.get("queued", 0) - self.counts.get("running", 0)
+
+
+def parse_window(window: str) -> timedelta:
+    """A completion window like ``24h``, ``90m`` or ``7d`` as a duration."""
+    match = _WINDOW.match(window.strip())
+    if not match or int(match.group(1)) <= 0:
+        raise InvalidInput(f"completion_window: {window!r} is not a duration like '24h' or '30m'")
+    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def new_batch_id() -> str:
+    """A fresh batch id."""
+    return f"batch_{uuid.uuid4().hex}"
+
+
+def create_batch(
+    session: Session,
+    *,
+    tenant_id: str,
+    jobs: Sequence[NewJob],
+    completion_window: str,
+    now: datetime,
+    metadata: dict[str, Any] | None = None,
+    input_file_id: str | None = None,
+    endpoint: str = "/v1/chat/completions",
+) -> Batch:
+    """Write a batch and all of its jobs; the caller's transaction makes it all or nothing."""
+    if not jobs:
+        raise InvalidInput("requests: a batch needs at least one request")
+    seen: set[str] = set()
+    for line, job in enumerate(jobs, start=1):
+        if job.custom_id in seen:
+            raise InvalidInput(f"request {line}: custom_id {job.custom_id!r} is used twice")
+        seen.add(job.custom_id)
+    batch = Batch(
+        id=new_batch_id(),
+        tenant_id=tenant_id,
+        status=BatchStatus.IN_PROGRESS,
+        endpoint=endpoint,
+        completion_window=completion_window,
+        expires_at=now + parse_window(completion_window),
+        metadata_=metadata,
+        input_file_id=input_file_id,
+        total=len(jobs),
+        created_at=now,
+        in_progress_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    rows = [
+        {
+            "batch_id": batch.id,
+            "custom_id": job.custom_id,
+            "position": position,
+            "model": job.model,
+            "messages": job.messages,
+            "temperature": job.temperature,
+            "system_message": job.system_message,
+            "status": JobStatus.QUEUED,
+            "attempt": 0,
+            "not_before": now,
+            "created_at": now,
+            "chars_in": sum(len(m.get("content", "")) for m in job.messages)
+            + len(job.system_message or ""),
+        }
+        for position, job in enumerate(jobs)
+    ]
+    session.execute(insert(Job), rows)
+    return batch
+
+
+def get_batch(session: Session, batch_id: str, tenant_id: str | None) -> Batch:
+    """The batch, if it exists and (when a tenant is named) belongs to that tenant."""
+    batch = session.get(Batch, batch_id)
+    if batch is None or (tenant_id is not None and batch.tenant_id != tenant_id):
+        raise NotFound(f"no batch {batch_id!r}")
+    return batch
+
+
+def counts_by_state(session: Session, batch_ids: Collection[str]) -> dict[str, dict[str, int]]:
+    """For each batch, how many of its jobs are in each state (every state present, 0 or more)."""
+    if not batch_ids:
+        return {}
+    result = {bid: {str(state): 0 for state in JobStatus} for bid in batch_ids}
+    rows = session.execute(
+        select(Job.batch_id, Job.status, func.count())
+        .where(Job.batch_id.in_(list(batch_ids)))
+        .group_by(Job.batch_id, Job.status)
+    )
+    for batch_id, status, count in rows:
+        result[batch_id][status] = count
+    return result
+
+
+def progress(session: Session, batch_id: str, tenant_id: str | None) -> Progress:
+    """The batch with its counts by state."""
+    batch = get_batch(session, batch_id, tenant_id)
+    return Progress(batch, counts_by_state(session, [batch_id])[batch_id])
+
+
+def list_batches(
+    session: Session,
+    tenant_id: str,
+    *,
+    limit: int = 20,
+    after: str | None = None,
+    status: str | None = None,
+) -> list[Batch]:
+    """The tenant's batches, newest first, ``limit`` at a time after the batch ``after``."""
+    query = select(Batch).where(Batch.tenant_id == tenant_id)
+    if status:
+        query = query.where(Batch.status == status)
+    if after:
+        anchor = get_batch(session, after, tenant_id)
+        query = query.where(
+            (Batch.created_at < anchor.created_at)
+            | ((Batch.created_at == anchor.created_at) & (Batch.id < anchor.id))
+        )
+    query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now: datetime) -> Batch:
+    """Cancel: queued jobs end at once; running ones are stopped by their workers."""
+    batch = get_batch(session, batch_id, tenant_id)
+    if batch.status not in (BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING):
+        raise Conflict(f"batch {batch_id!r} is {batch.status} and can no longer be cancelled")
+    if batch.status == BatchStatus.IN_PROGRESS:
+        batch.status = BatchStatus.CANCELLING
+        batch.cancelling_at = now
+    session.execute(
+        update(Job)
+        .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.CANCELLED,
+            finished_at=now,
+            dispatch_token=None,
+            error_code="batch_cancelled",
+            error_message="the batch was cancelled before this request ran",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return batch
+
+
+def open_batch_ids(session: Session) -> list[str]:
+    """Batches that still have work to finish."""
+    return list(session.scalars(select(Batch.id).where(Batch.status.in_(OPEN_BATCH_STATES))))
+
+
+def overdue_batch_ids(session: Session, *, now: datetime) -> list[str]:
+    """Open batches whose completion window has ended."""
+    return list(
+        session.scalars(
+            select(Batch.id).where(Batch.status.in_(OPEN_BATCH_STATES), Batch.expires_at <= now)
+        )
+    )
+
+
+def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
+    """Close every open batch that has no open job left; returns (batch id, final status)."""
+    open_ids = open_batch_ids(session)
+    if not open_ids:
+        return []
+    closed: list[tuple[str, str]] = []
+    for batch_id, counts in counts_by_state(session, open_ids).items():
+        if counts["queued"] or counts["running"]:
+            continue
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        if batch.status == BatchStatus.CANCELLING:
+            final, stamp = BatchStatus.CANCELLED, "cancelled_at"
+        elif counts["expired"]:
+            final, stamp = BatchStatus.EXPIRED, "expired_at"
+        else:
+            final, stamp = BatchStatus.COMPLETED, "completed_at"
+        chars_in, chars_out = session.execute(
+            select(
+                func.coalesce(func.sum(Job.chars_in), 0), func.coalesce(func.sum(Job.chars_out), 0)
+            ).where(Job.batch_id == batch_id)
+        ).one()
+        done = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == batch.status)
+            .values(
+                {
+                    "status": final,
+                    "finalizing_at": now,
+                    stamp: now,
+                    "chars_in": chars_in,
+                    "chars_out": chars_out,
+                }
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(done, "rowcount", 0) == 1:
+            closed.append((batch_id, str(final)))
+    return closed

@@ -1,0 +1,326 @@
+"""The job state machine: every transition is one compare-and-set UPDATE.
+
+A claim moves ``queued → running`` and increments ``attempt``; every later write by that
+worker names the attempt it holds, so a worker whose lease was taken away (it stalled, or
+was presumed dead) changes nothing when it finally reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import CursorResult, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from models.states import BatchStatus, JobStatus
+from models.tables import Batch, Job
+from models.types import UTCDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """What a worker needs to run one attempt of a job."""
+
+    id: int
+    batch_id: str
+    custom_id: str
+    attempt: int
+    model: str
+    messages: list[dict[str, str]]
+    temperature: float | None
+    system_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, as the worker reports it.
+
+    ``status`` is the job's next state: a terminal state, or ``queued`` for a retry at
+    ``not_before``.
+    """
+
+    job_id: int
+    attempt: int
+    status: JobStatus
+    output: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    upstream_status: int | None = None
+    chars_out: int = 0
+    first_chunk_ms: float | None = None
+    duration_ms: float | None = None
+    not_before: datetime | None = None
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return int(result.rowcount)
+
+
+def claim(session: Session, token: str, *, now: datetime, lease_seconds: float) -> list[ClaimedJob]:
+    """Claim every still-queued job dispatched under ``token``; the rest are someone else's."""
+    stmt = (
+        update(Job)
+        .where(Job.dispatch_token == token, Job.status == JobStatus.QUEUED)
+        .values(
+            status=JobStatus.RUNNING,
+            attempt=Job.attempt + 1,
+            dispatch_token=None,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            started_at=func.coalesce(Job.started_at, now),
+        )
+        .returning(
+            Job.id,
+            Job.batch_id,
+            Job.custom_id,
+            Job.attempt,
+            Job.model,
+            Job.messages,
+            Job.temperature,
+            Job.system_message,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return [ClaimedJob(**row._asdict()) for row in session.execute(stmt)]
+
+
+def renew_leases(
+    session: Session, held: dict[int, int], *, now: datetime, lease_seconds: float
+) -> int:
+    """Extend the leases of the running jobs this worker holds (job id → attempt)."""
+    if not held:
+        return 0
+    until = now + timedelta(seconds=lease_seconds)
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(list(held)), Job.status == JobStatus.RUNNING)
+        .values(lease_expires_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session.execute(stmt))
+
+
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+# One statement for every outcome, run as an executemany: a batch of outcomes costs one
+# round trip. ``dispatched_at`` is cleared only for a retry, which is dispatched anew.
+_RECORD = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("b_id"),
+        _jobs.c.attempt == bindparam("b_attempt"),
+        _jobs.c.status == JobStatus.RUNNING,
+    )
+    .values(
+        status=bindparam("b_status"),
+        lease_expires_at=None,
+        dispatch_token=None,
+        dispatched_at=case(
+            (bindparam("b_status") == JobStatus.QUEUED, None), else_=_jobs.c.dispatched_at
+        ),
+        not_before=func.coalesce(
+            bindparam("b_not_before", type_=UTCDateTime()), _jobs.c.not_before
+        ),
+        finished_at=bindparam("b_finished_at", type_=UTCDateTime()),
+        output=bindparam("b_output"),
+        chars_out=bindparam("b_chars_out"),
+        error_code=bindparam("b_error_code"),
+        error_message=bindparam("b_error_message"),
+        upstream_status=bindparam("b_upstream_status"),
+        first_chunk_ms=bindparam("b_first_chunk_ms"),
+        duration_ms=bindparam("b_duration_ms"),
+    )
+)
+
+
+def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
+    retry = outcome.status == JobStatus.QUEUED
+    return {
+        "b_id": outcome.job_id,
+        "b_attempt": outcome.attempt,
+        "b_status": str(outcome.status),
+        "b_not_before": (outcome.not_before or now) if retry else None,
+        "b_finished_at": None if retry else now,
+        "b_output": None if retry else outcome.output,
+        "b_chars_out": 0 if retry else outcome.chars_out,
+        "b_error_code": outcome.error_code,
+        "b_error_message": outcome.error_message,
+        "b_upstream_status": outcome.upstream_status,
+        "b_first_chunk_ms": outcome.first_chunk_ms,
+        "b_duration_ms": outcome.duration_ms,
+    }
+
+
+def record_many(session: Session, outcomes: Sequence[Outcome], *, now: datetime) -> list[bool]:
+    """Write how attempts ended; for each, False when that attempt no longer held the job.
+
+    The still-held attempts are read first, with the rows locked (the write transaction
+    holds SQLite's lock; PostgreSQL takes row locks), so the update that follows applies to
+    exactly those.
+    """
+    if not outcomes:
+        return []
+    query = select(Job.id, Job.attempt).where(
+        Job.id.in_([o.job_id for o in outcomes]), Job.status == JobStatus.RUNNING
+    )
+    if session.get_bind().dialect.name != "sqlite":
+        query = query.with_for_update()
+    held: dict[int, int] = dict(session.execute(query).all())
+    applied: list[bool] = []
+    params: list[dict[str, Any]] = []
+    for outcome in outcomes:
+        ok = held.pop(outcome.job_id, None) == outcome.attempt
+        applied.append(ok)
+        if ok:
+            params.append(_record_params(outcome, now))
+    if params:
+        session.connection().execute(_RECORD, params)
+    return applied
+
+
+def record(session: Session, outcome: Outcome, *, now: datetime) -> bool:
+    """Write how one attempt ended; False when the attempt no longer holds the job."""
+    return record_many(session, [outcome], now=now)[0]
+
+
+def release(session: Session, held: dict[int, int], *, now: datetime) -> int:
+    """Give running jobs back to the queue at once (a worker shutting down cleanly)."""
+    released = 0
+    for job_id, attempt in held.items():
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.RUNNING)
+            .values(
+                status=JobStatus.QUEUED,
+                lease_expires_at=None,
+                dispatch_token=None,
+                dispatched_at=None,
+                not_before=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        released += _rowcount(session.execute(stmt))
+    return released
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a worker must stop an attempt it is streaming."""
+
+    job_id: int
+    status: JobStatus | None  # the state to record, or None: the attempt is no longer ours
+    error_code: str
+
+
+def batch_stops(session: Session, batch_ids: Collection[str], *, now: datetime) -> dict[str, Stop]:
+    """Of these batches, those whose running jobs must stop: cancelled, or past their window."""
+    if not batch_ids:
+        return {}
+    rows = session.execute(
+        select(Batch.id, Batch.status, Batch.expires_at).where(Batch.id.in_(list(batch_ids)))
+    )
+    stops: dict[str, Stop] = {}
+    for batch_id, status, expires_at in rows:
+        if status == BatchStatus.CANCELLING:
+            stops[batch_id] = Stop(0, JobStatus.CANCELLED, "batch_cancelled")
+        elif expires_at <= now:
+            stops[batch_id] = Stop(0, JobStatus.EXPIRED, "batch_expired")
+    return stops
+
+
+def lost_attempts(session: Session, held: dict[int, int]) -> list[int]:
+    """Of the held attempts (job id → attempt), those that no longer hold their job."""
+    if not held:
+        return []
+    rows = session.execute(select(Job.id, Job.attempt, Job.status).where(Job.id.in_(list(held))))
+    still = {
+        job_id
+        for job_id, attempt, status in rows
+        if status == JobStatus.RUNNING and attempt == held[job_id]
+    }
+    return [job_id for job_id in held if job_id not in still]
+
+
+def requeue_lost(session: Session, *, now: datetime, max_attempts: int) -> int:
+    """Running jobs whose lease ran out (their worker died): back to the queue, or failed."""
+    lost = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    failed = session.execute(
+        update(Job)
+        .where(lost, Job.attempt >= max_attempts)
+        .values(
+            status=JobStatus.FAILED,
+            lease_expires_at=None,
+            finished_at=now,
+            error_code="worker_lost",
+            error_message=f"the worker running it stopped answering {max_attempts} times",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    requeued = session.execute(
+        update(Job)
+        .where(lost)
+        .values(status=JobStatus.QUEUED, lease_expires_at=None, not_before=now)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(failed) + _rowcount(requeued)
+
+
+def reset_stale_dispatches(session: Session, *, now: datetime, timeout: float) -> int:
+    """Queued jobs handed to the broker but never claimed (message lost): dispatch again."""
+    stmt = (
+        update(Job)
+        .where(
+            Job.status == JobStatus.QUEUED,
+            Job.dispatch_token.is_not(None),
+            Job.dispatched_at < now - timedelta(seconds=timeout),
+        )
+        .values(dispatch_token=None, dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session.execute(stmt))
+
+
+def end_open_jobs(
+    session: Session,
+    batch_ids: Collection[str],
+    status: JobStatus,
+    error_code: str,
+    *,
+    now: datetime,
+    running_too: bool,
+) -> int:
+    """End the queued jobs of these batches (and running ones whose lease ran out, if asked)."""
+    if not batch_ids:
+        return 0
+    which = Job.status == JobStatus.QUEUED
+    if running_too:
+        which = or_(which, and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now))
+    stmt = (
+        update(Job)
+        .where(Job.batch_id.in_(list(batch_ids)), which)
+        .values(
+            status=status,
+            finished_at=now,
+            lease_expires_at=None,
+            dispatch_token=None,
+            error_code=error_code,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session.execute(stmt))
+
+
+def mark_dispatched(
+    session: Session, ids: Iterable[int], token: str, *, now: datetime
+) -> list[int]:
+    """Hand queued jobs to the broker under ``token``; returns the ids that were still free."""
+    stmt = (
+        update(Job)
+        .where(Job.id.in_(list(ids)), Job.status == JobStatus.QUEUED, Job.dispatch_token.is_(None))
+        .values(dispatch_token=token, dispatched_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    return [row[0] for row in session.execute(stmt)]

@@ -1,0 +1,75 @@
+"""The Redis key contract: every key and entry field users may read, built in one place.
+
+Version 1 (documented for users in docs/redis.md):
+
+``{prefix}:v1:batch:{batch_id}:job:{custom_id}`` — stream, one per job that has started.
+    Entries ``event=chunk attempt=N text=… ts=…`` as the answer arrives (coalesced: one entry
+    may hold several network chunks; ``ts`` is when the worker received the first of them,
+    unix milliseconds), ``event=retry attempt=N code=… message=…`` when attempt N
+    is abandoned and the job goes back to the queue, and one terminal entry per job:
+    ``event=done attempt=N status=succeeded chars=…`` or ``event=error attempt=N
+    status=failed|cancelled|expired code=… message=…``.
+``{prefix}:v1:batch:{batch_id}:progress`` — hash: ``status`` (the batch's), ``total``, one
+    field per job state with its count, ``updated_at`` (unix seconds).
+``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
+    custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
+
+Every key expires ``retention`` seconds after its last write. Redis may lose all of this at
+any moment: SQL holds every result, and the progress hash is rewritten from SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONTRACT_VERSION = "v1"
+
+# Entry fields of the job and batch event streams.
+F_EVENT = "event"
+F_ATTEMPT = "attempt"
+F_TEXT = "text"
+F_STATUS = "status"
+F_CODE = "code"
+F_MESSAGE = "message"
+F_CHARS = "chars"
+F_CUSTOM_ID = "custom_id"
+F_TS = "ts"
+
+# Values of the ``event`` field.
+EV_CHUNK = "chunk"
+EV_RETRY = "retry"
+EV_DONE = "done"
+EV_ERROR = "error"
+EV_JOB = "job"
+EV_BATCH = "batch"
+TERMINAL_EVENTS = (EV_DONE, EV_ERROR)
+
+# Approximate cap on a batch event stream, so a 50,000-request batch stays bounded.
+EVENTS_MAXLEN = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Builds the contract's key names under one prefix."""
+
+    prefix: str = "aivbatch"
+
+    def _batch(self, batch_id: str) -> str:
+        return f"{self.prefix}:{CONTRACT_VERSION}:batch:{batch_id}"
+
+    def job_stream(self, batch_id: str, custom_id: str) -> str:
+        """The stream of one job's chunks and terminal entry."""
+        return f"{self._batch(batch_id)}:job:{custom_id}"
+
+    def batch_progress(self, batch_id: str) -> str:
+        """The hash of a batch's counts by state."""
+        return f"{self._batch(batch_id)}:progress"
+
+    def batch_events(self, batch_id: str) -> str:
+        """The stream of a batch's state changes."""
+        return f"{self._batch(batch_id)}:events"
+
+    @property
+    def queue(self) -> str:
+        """The broker queue the dispatcher sends job groups to."""
+        return f"{self.prefix}.jobs"

@@ -1,0 +1,41 @@
+"""The names of job and batch states, shared by SQL, Redis and the API."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """Where one request stands: queued → running → a terminal state (or back to queued)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+OPEN_JOB_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
+TERMINAL_JOB_STATES = (
+    JobStatus.SUCCEEDED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+    JobStatus.EXPIRED,
+)
+
+
+class BatchStatus(StrEnum):
+    """Where a batch stands; the names are OpenAI's Batch API status names."""
+
+    VALIDATING = "validating"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+OPEN_BATCH_STATES = (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING)

@@ -1,0 +1,159 @@
+"""The SQL tables: SQL is the record of what must be done and of every result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.states import BatchStatus, JobStatus
+from models.types import BigId, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints stably."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class Batch(Base):
+    """A batch of chat requests submitted together by one tenant."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.IN_PROGRESS)
+    endpoint: Mapped[str] = mapped_column(String(64), default="/v1/chat/completions")
+    completion_window: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime]
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    input_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    total: Mapped[int] = mapped_column(Integer)
+    # Usage totals, summed from the jobs when the batch finalizes.
+    chars_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    chars_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Round-robin cursor of the dispatcher: the batch served longest ago goes first.
+    last_dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    in_progress_at: Mapped[datetime | None] = mapped_column(default=None)
+    finalizing_at: Mapped[datetime | None] = mapped_column(default=None)
+    completed_at: Mapped[datetime | None] = mapped_column(default=None)
+    failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelling_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    expired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_batches_tenant_created", "tenant_id", "created_at"),)
+
+
+class Job(Base):
+    """One request of a batch, and everything known about its execution."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    custom_id: Mapped[str] = mapped_column(String(512))
+    position: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(64))
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    temperature: Mapped[float | None] = mapped_column(Float, default=None)
+    system_message: Mapped[str | None] = mapped_column(Text, default=None)
+
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
+    # Incremented by every claim; finishing writes must name it (the fencing token).
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    # Set when the job is handed to the broker; a claim must present it.
+    dispatch_token: Mapped[str | None] = mapped_column(String(64), default=None)
+    dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    output: Mapped[str | None] = mapped_column(Text, default=None)
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    upstream_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    chars_in: Mapped[int] = mapped_column(Integer, default=0)
+    chars_out: Mapped[int] = mapped_column(Integer, default=0)
+    first_chunk_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
+
+    __table_args__ = (
+        UniqueConstraint("batch_id", "custom_id", name="uq_jobs_batch_custom_id"),
+        UniqueConstraint("batch_id", "position", name="uq_jobs_batch_position"),
+        Index("ix_jobs_batch_status_position", "batch_id", "status", "position"),
+        Index("ix_jobs_status_not_before", "status", "not_before"),
+        Index("ix_jobs_dispatch_token", "dispatch_token"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_finished_at", "finished_at"),
+    )
+
+
+class WorkerProcess(Base):
+    """A live worker process and how many streams it can hold; the dispatcher sizes to them."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    capacity: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """A bearer key of a tenant; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class StoredFile(Base):
+    """An uploaded file (OpenAI Files API); batch output files are built from jobs instead."""
+
+    __tablename__ = "files"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(32))
+    filename: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column("bytes", BigInteger)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
