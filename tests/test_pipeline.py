@@ -1,0 +1,50 @@
+"""The whole pipeline with real processes: SQL, dispatcher, Celery worker, emulator, Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from models.db import Database
+from models.rediskeys import EV_DONE, EV_ERROR, EV_RETRY, RedisKeys
+from tests.support.pipeline import jobs_of, read_stream, submit
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def test_every_job_ends_once_and_redis_joins_to_sql(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    rclient: redis.Redis,
+    stack: Callable[..., Stack],
+) -> None:
+    running = stack(
+        database_url=database_url, redis_url=redis_url, prefix=redis_prefix, delay_ms=20, ttfb_ms=20
+    )
+    batch_id = submit(database, 200)
+    counts = running.wait_for(database, batch_id)
+    assert counts["succeeded"] == 200, running.log_text()
+    keys = RedisKeys(redis_prefix)
+    for job in jobs_of(database, batch_id):
+        assert job.status == "succeeded" and job.attempt == 1 and job.output
+        assert job.chars_out == len(job.output) and job.first_chunk_ms is not None
+        view = read_stream(rclient, keys, batch_id, job.custom_id)
+        assert view.text_of(1) == job.output
+        assert [e["attempt"] for e in view.events(EV_DONE)] == ["1"]
+        assert view.events(EV_ERROR) == [] and view.events(EV_RETRY) == []
+    stats = running.emulator.stats()
+    assert stats["completed"] == 200 and sum(stats["completed_by_tag"].values()) == 200
+    progress = rclient.hgetall(keys.batch_progress(batch_id))
+    assert progress[b"succeeded"] == b"200" and progress[b"status"] == b"completed"

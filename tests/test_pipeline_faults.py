@@ -1,0 +1,223 @@
+"""Faults lose nothing and answer nothing twice: a killed worker, a flushed Redis, bad upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from models.db import Database
+from models.rediskeys import EV_DONE, EV_RETRY, RedisKeys
+from models.tables import Job
+from tests.support.pipeline import jobs_of, read_stream, submit
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _count(db: Database, batch_id: str, status: str) -> int:
+    return sum(1 for j in jobs_of(db, batch_id) if j.status == status)
+
+
+def _assert_answered_once(job: Job, view_done: list[dict[str, str]]) -> None:
+    assert job.status == "succeeded" and job.output, job.custom_id
+    assert [e["attempt"] for e in view_done] == [str(job.attempt)], job.custom_id
+
+
+def test_killed_worker_loses_nothing_and_answers_nothing_twice(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    rclient: redis.Redis,
+    stack: Callable[..., Stack],
+) -> None:
+    running = stack(
+        database_url=database_url,
+        redis_url=redis_url,
+        prefix=redis_prefix,
+        settings={"WORKER_STREAMS": "50"},
+        delay_ms=100,
+        ttfb_ms=50,
+    )
+    batch_id = submit(database, 200)
+    _wait_until(lambda: _count(database, batch_id, "succeeded") >= 50, 60, "the first waves")
+    _wait_until(lambda: _count(database, batch_id, "running") >= 20, 30, "a wave in flight")
+    running.kill_worker(0)
+    running.start_worker()
+    counts = running.wait_for(database, batch_id, timeout=90)
+    assert counts["succeeded"] == 200, running.log_text()
+
+    keys = RedisKeys(redis_prefix)
+    stats = running.emulator.stats()
+    done_by_tag = stats["completed_by_tag"]
+    jobs = jobs_of(database, batch_id)
+    retried = [j for j in jobs if j.attempt > 1]
+    assert retried, "the kill interrupted no stream"
+    for job in jobs:
+        view = read_stream(rclient, keys, batch_id, job.custom_id)
+        _assert_answered_once(job, view.events(EV_DONE))
+        assert view.text_of(job.attempt) == job.output
+        # An attempt that was not interrupted made exactly one upstream call.
+        assert done_by_tag[job.custom_id] == 1 or job.attempt > 1, job.custom_id
+    # At most the attempts cut by the kill may have completed upstream without being recorded.
+    assert 200 <= stats["completed"] <= 200 + len(retried)
+
+
+def test_flushall_mid_batch_loses_nothing(
+    database: Database,
+    database_url: str,
+    private_redis: str,
+    stack: Callable[..., Stack],
+) -> None:
+    running = stack(
+        database_url=database_url,
+        redis_url=private_redis,
+        prefix="aivflush",
+        settings={"WORKER_STREAMS": "50"},
+        delay_ms=50,
+        ttfb_ms=50,
+    )
+    batch_id = submit(database, 200)
+    _wait_until(lambda: _count(database, batch_id, "succeeded") >= 40, 60, "the first waves")
+    client = redis.Redis.from_url(private_redis)
+    client.flushall()
+    counts = running.wait_for(database, batch_id, timeout=90)
+    assert counts["succeeded"] == 200, running.log_text()
+    # Jobs that started after the flush are fully visible in Redis again.
+    keys = RedisKeys("aivflush")
+    last = jobs_of(database, batch_id)[-1]
+    view_text = "".join(
+        fields[b"text"].decode()
+        for _id, fields in client.xrange(keys.job_stream(batch_id, last.custom_id))
+        if fields[b"event"] == b"chunk"
+    )
+    client.close()
+    assert view_text == last.output
+    assert running.emulator.stats()["completed"] >= 200
+
+
+def test_upstream_faults_are_retried_and_refusals_fail_once(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    rclient: redis.Redis,
+    stack: Callable[..., Stack],
+) -> None:
+    running = stack(
+        database_url=database_url,
+        redis_url=redis_url,
+        prefix=redis_prefix,
+        delay_ms=10,
+        ttfb_ms=10,
+        fault_rate=0.33,
+        faults="429,500,reset,stall",
+        fault_times=2,
+        retry_after=1,
+        stall_seconds=30,
+    )
+    refused = {i: {"fault": "403"} for i in range(0, 200, 40)}
+    batch_id = submit(database, 200, per_job=refused)
+    counts = running.wait_for(database, batch_id, timeout=90)
+    assert counts["succeeded"] == 195 and counts["failed"] == 5, running.log_text()
+
+    stats = running.emulator.stats()
+    assert sum(stats["faulted"].values()) >= 40, stats["faulted"]
+    keys = RedisKeys(redis_prefix)
+    jobs = jobs_of(database, batch_id)
+    for job in jobs:
+        view = read_stream(rclient, keys, batch_id, job.custom_id)
+        if job.position in refused:
+            assert (job.status, job.attempt, job.upstream_status) == ("failed", 1, 403)
+            assert job.error_code == "upstream_refused" and job.error_message
+            assert stats["started_by_tag"][job.custom_id] == 1
+            continue
+        _assert_answered_once(job, view.events(EV_DONE))
+        assert job.attempt <= 3
+        # Readers tell attempts apart: one retry entry per abandoned attempt, then the fresh text.
+        assert [e["attempt"] for e in view.events(EV_RETRY)] == [
+            str(a) for a in range(1, job.attempt)
+        ]
+        assert view.text_of(job.attempt) == job.output
+    assert any(j.attempt > 1 for j in jobs)
+
+
+def test_cancel_stops_running_jobs_and_keeps_their_partial_output(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    stack: Callable[..., Stack],
+) -> None:
+    from models.batches import cancel_batch
+    from models.types import utcnow
+
+    running = stack(
+        database_url=database_url,
+        redis_url=redis_url,
+        prefix=redis_prefix,
+        settings={"WORKER_STREAMS": "16"},
+        delay_ms=300,
+        ttfb_ms=10,
+    )
+    batch_id = submit(database, 60)
+    _wait_until(lambda: _count(database, batch_id, "running") > 0, 30, "jobs running")
+    time.sleep(1.5)  # a few chunks of 300 ms each have arrived
+    with database.write() as session:
+        cancel_batch(session, batch_id, "t1", now=utcnow())
+    cancelled_at = time.monotonic()
+    _wait_until(lambda: _count(database, batch_id, "running") == 0, 10, "running jobs to stop")
+    stopped_after = time.monotonic() - cancelled_at
+    counts = running.wait_for(database, batch_id, timeout=30)
+    assert counts["cancelled"] + counts["succeeded"] == 60 and counts["cancelled"] >= 40
+    partial = [j for j in jobs_of(database, batch_id) if j.status == "cancelled" and j.output]
+    assert partial, "no running job kept its partial output"
+    for job in partial:
+        assert job.error_code == "batch_cancelled" and 0 < job.chars_out == len(job.output or "")
+    # Generous bound: the workers look every 0.5 s; this is not a speed measurement.
+    assert stopped_after < 5, stopped_after
+
+
+def test_expiry_keeps_finished_work(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    stack: Callable[..., Stack],
+) -> None:
+    running = stack(
+        database_url=database_url,
+        redis_url=redis_url,
+        prefix=redis_prefix,
+        settings={"WORKER_STREAMS": "16"},
+        delay_ms=100,
+        ttfb_ms=10,
+    )
+    batch_id = submit(database, 80, window="5s")
+    counts = running.wait_for(database, batch_id, timeout=40)
+    assert counts["succeeded"] > 0 and counts["expired"] > 0, counts
+    assert counts["succeeded"] + counts["expired"] == 80
+    for job in jobs_of(database, batch_id):
+        if job.status == "succeeded":
+            assert job.output
+        else:
+            assert job.error_code == "batch_expired"

@@ -1,0 +1,163 @@
+"""The dispatcher: moves queued jobs into the broker as capacity frees, and recovers.
+
+One pass, every ``dispatch_interval`` seconds:
+1. recover: jobs whose lease ran out (their worker died) go back to the queue; jobs
+   dispatched but never claimed (the message was lost) are dispatched again; open jobs
+   of batches past their completion window expire;
+2. dispatch: free capacity = what live workers can hold (plus a small backlog of groups
+   waiting ahead) − what is in flight; that many
+   jobs, shared round-robin between batches, are handed to the broker in groups, one
+   message per group, each group under a fresh token (a claim must present it, so a
+   late duplicate message claims nothing);
+3. finalize batches with no open job, rewrite every open batch's progress hash, and write
+   any terminal stream entry a dead worker could not (worker/repair.py).
+
+Run one dispatcher per deployment (`aivbatch dispatcher`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from types import FrameType
+
+import redis
+from celery import Celery
+
+from models import batches, dispatch, jobs
+from models.db import Database
+from models.rediskeys import RedisKeys
+from models.settings import Settings, get_settings
+from models.states import JobStatus
+from models.types import utcnow
+from worker.celery_app import RUN_JOBS
+from worker.monitor import HEARTBEAT_SECONDS
+from worker.progress import publish
+from worker.repair import TerminalRepair
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_SECONDS = 0.5
+
+
+class Dispatcher:
+    """One dispatcher/reconciler; ``run_pass`` does a single pass."""
+
+    def __init__(self, settings: Settings, db: Database, client: redis.Redis, app: Celery) -> None:
+        self.settings = settings
+        self.db = db
+        self.redis = client
+        self.app = app
+        self.keys = RedisKeys(settings.redis_prefix)
+        self._last_progress = 0.0
+        self._repair = TerminalRepair(self.keys, retention=settings.redis_retention, now=utcnow())
+
+    def run_pass(self) -> int:
+        """Recover, dispatch, finalize; returns how many jobs were dispatched."""
+        tokens = self._recover_and_pick()
+        sent = 0
+        for token, size in tokens:
+            try:
+                self.app.send_task(RUN_JOBS, args=[token], queue=self.keys.queue)
+                sent += size
+            except Exception as exc:  # noqa: BLE001 - the reconciler re-sends after dispatch_timeout
+                log.warning("broker refused a message (%s); will retry after the timeout", exc)
+                break
+        self._finalize_and_publish()
+        return sent
+
+    def _recover_and_pick(self) -> list[tuple[str, int]]:
+        s = self.settings
+        now = utcnow()
+        with self.db.write() as session:
+            lost = jobs.requeue_lost(session, now=now, max_attempts=s.max_attempts)
+            stale = jobs.reset_stale_dispatches(session, now=now, timeout=s.dispatch_timeout)
+            overdue = batches.overdue_batch_ids(session, now=now)
+            expired = jobs.end_open_jobs(
+                session, overdue, JobStatus.EXPIRED, "batch_expired", now=now, running_too=True
+            )
+            workers, capacity = dispatch.live_capacity(session, now=now, ttl=HEARTBEAT_SECONDS * 3)
+            # A few groups wait ahead in each worker's queue, so freed room is filled at once
+            # instead of a dispatcher pass and a broker round trip later.
+            capacity += workers * s.dispatch_backlog * s.dispatch_group
+            free = capacity - dispatch.in_flight(session)
+            ids = dispatch.next_jobs(session, free, now=now)
+            tokens: list[tuple[str, int]] = []
+            for start in range(0, len(ids), s.dispatch_group):
+                token = uuid.uuid4().hex
+                marked = jobs.mark_dispatched(
+                    session, ids[start : start + s.dispatch_group], token, now=now
+                )
+                if marked:
+                    tokens.append((token, len(marked)))
+        if lost or stale or expired:
+            log.info(
+                "recovered: %d lost leases, %d lost messages, %d expired", lost, stale, expired
+            )
+        return tokens
+
+    def _finalize_and_publish(self) -> None:
+        now = utcnow()
+        with self.db.write() as session:
+            finished = batches.finalize(session, now=now)
+        if not finished and time.monotonic() - self._last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self._last_progress = time.monotonic()
+        with self.db.read() as session:
+            repaired = self._repair.run(session, self.redis, now=now)
+            if repaired:
+                log.info("wrote %d terminal entries that no worker had written", repaired)
+            publish(
+                session,
+                self.redis,
+                self.keys,
+                batches.open_batch_ids(session),
+                retention=self.settings.redis_retention,
+                finished=finished,
+            )
+        for batch_id, status in finished:
+            log.info("batch %s %s", batch_id, status)
+
+
+def run_forever(stop: threading.Event) -> None:
+    """Run passes until ``stop`` is set."""
+    from worker.celery_app import app
+
+    settings = get_settings()
+    db = Database.from_url(settings.sql_url)
+    pool = redis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=4, timeout=5)
+    client = redis.Redis(connection_pool=pool)
+    dispatcher = Dispatcher(settings, db, client, app)
+    log.info("dispatcher running (every %.2fs)", settings.dispatch_interval)
+    try:
+        while not stop.is_set():
+            try:
+                dispatcher.run_pass()
+            except Exception:
+                log.exception("dispatcher pass failed; retrying")
+            stop.wait(settings.dispatch_interval)
+    finally:
+        client.close()
+        db.dispose()
+
+
+def main() -> None:
+    """`python -m worker.dispatcher`: run until SIGTERM or SIGINT."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+
+    def _stop(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    run_forever(stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The event-loop side of a worker process: the attempts in flight and how they end.
+
+Streams run as asyncio tasks; SQL runs in a small thread pool so the loop never blocks.
+Outcomes are written in batches (one transaction for all that ended in the same few
+milliseconds), and only after SQL has them are their terminal entries sent to Redis, so
+Redis never announces a result that SQL does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from models import jobs
+from models.db import Database
+from models.jobs import ClaimedJob, Outcome, Stop
+from models.rediskeys import RedisKeys
+from models.settings import Settings
+from models.types import utcnow
+from worker.attempt import Attempt, stream
+from worker.events import announce_claim, announce_outcome
+from worker.redis_writer import RedisWriter
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Runs attempts on the event loop and records how each one ended."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        sql: ThreadPoolExecutor,
+        client: httpx.AsyncClient,
+        writer: RedisWriter,
+        on_done: Callable[[int], None],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.sql = sql
+        self.client = client
+        self.writer = writer
+        self.keys = RedisKeys(settings.redis_prefix)
+        self.attempts: dict[int, Attempt] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._on_done = on_done
+        self._ended: list[tuple[ClaimedJob, Outcome | None]] = []
+        self._ended_signal = asyncio.Event()
+        self._rng = random.Random()
+        self._recorder: asyncio.Task[None] | None = None
+
+    def start_recorder(self) -> None:
+        """Start the loop that writes outcomes to SQL."""
+        self._recorder = asyncio.get_running_loop().create_task(self._record_loop())
+
+    def start(self, job: ClaimedJob) -> None:
+        """Begin streaming a claimed job (called on the loop thread)."""
+        attempt = Attempt(job)
+        self.attempts[job.id] = attempt
+        announce_claim(self.writer, self.keys, job)
+        task = asyncio.get_running_loop().create_task(self._run(attempt), name=f"job-{job.id}")
+        self._tasks[job.id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job.id, None))
+
+    def stop(self, stop: Stop) -> None:
+        """Stop an attempt from outside (cancelled batch, expiry, lost lease)."""
+        attempt = self.attempts.get(stop.job_id)
+        if attempt is None or attempt.stop is not None:
+            return
+        attempt.stop = stop
+        task = self._tasks.get(stop.job_id)
+        if task is not None:
+            task.cancel()
+
+    def batches(self) -> set[str]:
+        """The batches of the attempts in flight."""
+        return {a.job.batch_id for a in self.attempts.values()}
+
+    def jobs_and_batches(self) -> list[tuple[int, str]]:
+        """(job id, batch id) of each attempt in flight."""
+        return [(job_id, a.job.batch_id) for job_id, a in self.attempts.items()]
+
+    def held(self) -> dict[int, int]:
+        """The attempts this process holds: job id → attempt number."""
+        return {job_id: a.job.attempt for job_id, a in self.attempts.items()}
+
+    async def _run(self, attempt: Attempt) -> None:
+        outcome: Outcome | None
+        try:
+            await stream(
+                attempt,
+                client=self.client,
+                writer=self.writer,
+                keys=self.keys,
+                settings=self.settings,
+            )
+            outcome = attempt.finished()
+        except asyncio.CancelledError:
+            outcome = attempt.stopped()
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's outcome
+            outcome = attempt.failed(exc, self.settings, self._rng)
+            log.info(
+                "job %s attempt %s: %s", attempt.job.id, attempt.job.attempt, outcome.error_code
+            )
+        self._ended.append((attempt.job, outcome))
+        self._ended_signal.set()
+
+    async def _record_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._ended_signal.wait()
+            self._ended_signal.clear()
+            ended, self._ended = self._ended, []
+            try:
+                applied = await loop.run_in_executor(self.sql, self._write, ended)
+            except Exception:
+                # SQL is unreachable: keep them and try again; the leases keep the jobs ours.
+                log.exception("recording %d outcomes failed; retrying", len(ended))
+                self._ended = ended + self._ended
+                await asyncio.sleep(1.0)
+                self._ended_signal.set()
+                continue
+            for (job, outcome), ok in zip(ended, applied, strict=True):
+                if ok and outcome is not None:
+                    announce_outcome(self.writer, self.keys, job, outcome)
+                self.attempts.pop(job.id, None)
+                self._on_done(job.id)
+
+    def _write(self, ended: list[tuple[ClaimedJob, Outcome | None]]) -> list[bool]:
+        outcomes = [outcome for _job, outcome in ended if outcome is not None]
+        with self.db.write() as session:
+            applied = iter(jobs.record_many(session, outcomes, now=utcnow()))
+        return [outcome is not None and next(applied) for _job, outcome in ended]
+
+    async def drain(self, grace: float) -> dict[int, int]:
+        """Let running attempts finish for up to ``grace`` seconds; stop and return the rest."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks.values()), timeout=grace)
+        left = self.held()
+        for job_id in left:
+            self.stop(Stop(job_id, None, "worker_shutdown"))
+        if self._tasks:
+            await asyncio.wait(set(self._tasks.values()), timeout=5)
+        # Give the recorder a moment to write what finished during the grace period.
+        for _ in range(50):
+            if not self._ended and not self._ended_signal.is_set():
+                break
+            await asyncio.sleep(0.05)
+        if self._recorder is not None:
+            self._recorder.cancel()
+        return left

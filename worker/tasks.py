@@ -1,0 +1,35 @@
+"""Celery tasks: thin wrappers that hand a message's dispatch token to the runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_init, worker_shutdown
+
+from models.settings import get_settings
+from worker.celery_app import RUN_JOBS, app
+from worker.runtime import Runtime
+
+_runtime: Runtime | None = None
+
+
+@worker_init.connect
+def _start_runtime(**_kwargs: Any) -> None:
+    global _runtime
+    _runtime = Runtime(get_settings())
+
+
+@worker_shutdown.connect
+def _stop_runtime(**_kwargs: Any) -> None:
+    global _runtime
+    if _runtime is not None:
+        _runtime.close()
+        _runtime = None
+
+
+@app.task(name=RUN_JOBS)
+def run_jobs(token: str) -> int:
+    """Claim and start the jobs dispatched under ``token``."""
+    if _runtime is None:
+        raise RuntimeError("the worker runtime is not running (start it with `aivbatch worker`)")
+    return _runtime.accept(token)
