@@ -1,0 +1,21 @@
+"""The `aivbatch` command line: one typer app, one module per group of commands."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import services, up
+
+app = typer.Typer(
+    name="aivbatch",
+    help="Self-hosted batch completions: submit batches of chat prompts, watch them stream.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+services.register(app)
+up.register(app)
+
+
+def main() -> None:
+    """Entry point of the `aivbatch` console script."""
+    app()

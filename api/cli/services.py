@@ -1,0 +1,76 @@
+"""Commands that run the service's processes.
+
+They start programs by module name rather than importing them, so the command line (part
+of the api room) never imports worker internals.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from models.migrate import upgrade
+from models.settings import get_settings
+
+
+def _exec_module(module: str, args: list[str]) -> None:
+    """Replace this process with `python -m module args`, so signals reach it directly."""
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+
+
+def migrate() -> None:
+    """Bring the database schema up to date (AIVBATCH_DATABASE_URL, else the SQLite file)."""
+    url = get_settings().sql_url
+    upgrade(url)
+    typer.echo(f"schema up to date: {make_url(url).render_as_string(hide_password=True)}")
+
+
+def api(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the HTTP API (migrating the schema first)."""
+    upgrade(get_settings().sql_url)
+    _exec_module(
+        "uvicorn", ["--factory", "api.app:create_app", "--host", host, "--port", str(port)]
+    )
+
+
+def worker() -> None:
+    """Run one worker process (start more, on any machine, to scale out)."""
+    _exec_module("worker", [])
+
+
+def dispatcher() -> None:
+    """Run the dispatcher and reconciler (one per deployment)."""
+    _exec_module("worker.dispatcher", [])
+
+
+def emulator(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default 8765).")] = None,
+) -> None:
+    """Serve the Aivvm-protocol emulator (a stand-in upstream, not the real service).
+
+    Every other option goes through unchanged: --chunks, --chunk-size, --ttfb-ms,
+    --delay-ms, --fault-rate, --faults, --fault-times, --retry-after, --stall-seconds
+    (see `python -m worker.emulator --help`). Unset options keep AIVBATCH_EMULATOR_* values.
+    """
+    args = [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
+    _exec_module("worker.emulator", [*args, *ctx.args])
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the app."""
+    for command in (migrate, api, worker, dispatcher):
+        app.command()(command)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        emulator
+    )
