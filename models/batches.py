@@ -240,3 +240,35 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
         if getattr(done, "rowcount", 0) == 1:
             closed.append((batch_id, str(final)))
     return closed
+
+
+def usage_by_batch(session: Session, batches_: Collection[Batch]) -> dict[str, tuple[int, int]]:
+    """Characters in and out of each batch: stored once it has ended, summed while it runs."""
+    usage = {b.id: (b.chars_in, b.chars_out) for b in batches_ if b.status not in OPEN_BATCH_STATES}
+    running = [b.id for b in batches_ if b.status in OPEN_BATCH_STATES]
+    if running:
+        rows = session.execute(
+            select(Job.batch_id, func.sum(Job.chars_in), func.sum(Job.chars_out))
+            .where(Job.batch_id.in_(running))
+            .group_by(Job.batch_id)
+        )
+        for batch_id, chars_in, chars_out in rows:
+            usage[batch_id] = (int(chars_in or 0), int(chars_out or 0))
+    return usage
+
+
+def totals_by_state(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+    """How many jobs, and how many batches, are in each state (every state present)."""
+    jobs = {str(s): 0 for s in JobStatus}
+    jobs.update(
+        dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+    )
+    batches_ = {str(s): 0 for s in BatchStatus}
+    batches_.update(
+        dict(
+            session.execute(select(Batch.status, func.count()).group_by(Batch.status))
+            .tuples()
+            .all()
+        )
+    )
+    return jobs, batches_

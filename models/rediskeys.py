@@ -14,7 +14,10 @@ Version 1 (documented for users in docs/redis.md):
 ``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
     custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
 
-Every key expires ``retention`` seconds after its last write. Redis may lose all of this at
+``{prefix}:v1:metrics`` — hash of counters pooled by the workers for ``/metrics`` (not a
+    record of work; it does not expire).
+
+Every other key expires ``retention`` seconds after its last write. Redis may lose all of this at
 any moment: SQL holds every result, and the progress hash is rewritten from SQL.
 """
 
@@ -68,6 +71,11 @@ class RedisKeys:
     def batch_events(self, batch_id: str) -> str:
         """The stream of a batch's state changes."""
         return f"{self._batch(batch_id)}:events"
+
+    @property
+    def metrics(self) -> str:
+        """The hash of counters the workers pool for the API's /metrics (models/jobmetrics.py)."""
+        return f"{self.prefix}:{CONTRACT_VERSION}:metrics"
 
     @property
     def queue(self) -> str:

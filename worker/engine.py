@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from models import jobs
+from models import jobmetrics, jobs
 from models.db import Database
 from models.jobs import ClaimedJob, Outcome, Stop
 from models.rediskeys import RedisKeys
@@ -130,6 +130,7 @@ class Engine:
             for (job, outcome), ok in zip(ended, applied, strict=True):
                 if ok and outcome is not None:
                     announce_outcome(self.writer, self.keys, job, outcome)
+                    self.writer.count(self.keys.metrics, *jobmetrics.increments(outcome))
                 self.attempts.pop(job.id, None)
                 self._on_done(job.id)
 

@@ -28,6 +28,9 @@ class _Pending:
 
     entries: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     capped: set[str] = field(default_factory=set)
+    # Hash counters, by key then field: integer and float increments.
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    sums: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class RedisWriter:
@@ -69,6 +72,15 @@ class RedisWriter:
         if capped:
             self._pending.capped.add(key)
 
+    def count(self, key: str, counts: dict[str, int], sums: dict[str, float]) -> None:
+        """Queue increments of hash fields; they are summed until the next flush."""
+        pending_counts = self._pending.counts.setdefault(key, {})
+        for name, n in counts.items():
+            pending_counts[name] = pending_counts.get(name, 0) + n
+        pending_sums = self._pending.sums.setdefault(key, {})
+        for name, x in sums.items():
+            pending_sums[name] = pending_sums.get(name, 0.0) + x
+
     def flush_soon(self) -> None:
         """Flush without waiting for the rest of the window (a terminal entry was queued)."""
         self._wake.set()
@@ -85,7 +97,7 @@ class RedisWriter:
     async def flush(self) -> None:
         """Write everything pending now, in one round trip."""
         pending, self._pending = self._pending, _Pending()
-        if not pending.entries:
+        if not pending.entries and not pending.counts and not pending.sums:
             return
         pipe = self._client.pipeline(transaction=False)
         count = 0
@@ -95,6 +107,12 @@ class RedisWriter:
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
                 count += 1
             pipe.expire(key, self._retention)
+        for key, counts in pending.counts.items():
+            for name, n in counts.items():
+                pipe.hincrby(key, name, n)
+        for key, sums in pending.sums.items():
+            for name, x in sums.items():
+                pipe.hincrbyfloat(key, name, x)
         try:
             await pipe.execute()
             self.flushes += 1

@@ -1,0 +1,63 @@
+"""The FastAPI application: native and OpenAI-compatible batch routes, files, live events.
+
+Run it with `aivbatch api` (uvicorn's ``--factory api.app:create_app``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from api import errors
+from api.limits import BodyLimit
+from api.metrics import RequestMetrics
+from api.routes import batches, events, files, health, results
+from api.services import Services
+from models.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Submit batches of chat prompts, follow them live, read their results.
+
+Native routes take inline requests; the OpenAI-compatible ones (files, batches) let
+existing OpenAI batch tooling work unchanged with `base_url=<this server>/v1`.
+Authenticate with `Authorization: Bearer <key>` (`aivbatch keys create`).
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; its clients are built at startup and closed at shutdown."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.start(settings)
+        app.state.services = services
+        if not settings.auth_enabled:
+            log.warning("authentication is OFF (AIVBATCH_AUTH_ENABLED=false): anyone may call")
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="aivbatch",
+        version="0.1.0",
+        summary="Self-hosted batch chat completions, streamed live.",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    registry = CollectorRegistry(auto_describe=True)
+    app.state.metrics_registry = registry
+    errors.install(app)
+    for module in (batches, results, events, files, health):
+        app.include_router(module.router)
+    # Outermost last: the limit applies before anything reads the body.
+    app.add_middleware(RequestMetrics, registry=registry)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

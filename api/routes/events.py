@@ -1,0 +1,76 @@
+"""Live progress over server-sent events (see docs/api.md for the events)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+
+from api import live
+from api.deps import ServicesDep, TenantDep
+from api.services import Services
+from models import batches, results
+
+router = APIRouter(prefix="/v1/batches", tags=["events"])
+
+LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _check_batch(services: Services, batch_id: str, tenant: str) -> None:
+    with services.db.read() as session:
+        batches.get_batch(session, batch_id, tenant)
+
+
+def _check_job(services: Services, batch_id: str, custom_id: str, tenant: str) -> None:
+    with services.db.read() as session:
+        results.get_job(session, batch_id, custom_id, tenant)
+
+
+def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get(
+    "/{batch_id}/events",
+    summary="Follow a batch (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def batch_events(
+    batch_id: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """`progress` (counts by state) now and on change, `job` state changes, then `end`.
+
+    Resumable: reconnect with `Last-Event-ID` to continue after the last `job` event seen.
+    """
+    await run_in_threadpool(_check_batch, services, batch_id, tenant)
+    return _stream(live.batch_feed(services, batch_id, last_event_id))
+
+
+@router.get(
+    "/{batch_id}/jobs/{custom_id}/events",
+    summary="Follow one request's text (server-sent events)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def job_events(
+    batch_id: str,
+    custom_id: str,
+    services: ServicesDep,
+    tenant: TenantDep,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    """`chunk` events as the answer streams (per attempt), `retry`, then `done` or `error`.
+
+    Resumable with `Last-Event-ID`; a finished request whose stream Redis no longer holds
+    is answered from SQL.
+    """
+    await run_in_threadpool(_check_job, services, batch_id, custom_id, tenant)
+    return _stream(live.job_feed(services, batch_id, custom_id, last_event_id))

@@ -1,0 +1,49 @@
+"""What every request needs, built once when the app starts and closed when it stops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from models.db import Database
+from models.rediskeys import RedisKeys
+from models.settings import Settings
+
+# Each live event stream holds a connection while it waits on XREAD, so the pool is wide;
+# a caller past it waits this long for one rather than failing at once.
+REDIS_CONNECTIONS = 256
+REDIS_WAIT_SECONDS = 10
+
+
+@dataclass
+class Services:
+    """The API's settings, SQL database, Redis client and key contract."""
+
+    settings: Settings
+    db: Database
+    redis: aioredis.Redis
+    keys: RedisKeys
+
+    @classmethod
+    def start(cls, settings: Settings) -> Services:
+        """Build the clients (no connection is opened until first use)."""
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=REDIS_CONNECTIONS,
+            timeout=REDIS_WAIT_SECONDS,
+            socket_connect_timeout=5,
+            socket_timeout=30,
+        )
+        return cls(
+            settings=settings,
+            db=Database.from_url(settings.sql_url),
+            redis=aioredis.Redis(connection_pool=pool, decode_responses=False),
+            keys=RedisKeys(settings.redis_prefix),
+        )
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.redis.aclose()
+        await self.redis.connection_pool.disconnect()
+        self.db.dispose()
