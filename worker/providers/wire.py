@@ -59,17 +59,18 @@ def is_html(content_type: str, body: bytes) -> bool:
     return "text/html" in content_type.lower() or bool(html_verdict(body[:1024]))
 
 
-def upstream_message(body: bytes, content_type: str) -> str:
+def upstream_message(body: bytes, content_type: str, secret: str = "") -> str:
     """The upstream's own words: a JSON ``error.message``, an HTML title, or the text."""
     text = body.decode("utf-8", errors="replace").strip()
+    # Masked before clipping: a clip through the secret would leave its first characters.
     if "json" in content_type.lower() or text.startswith("{"):
         found = _json_message(text)
         if found:
-            return _clip(found)
+            return _clip(redact(found, secret))
     if is_html(content_type, body):
         title = _TITLE.search(text)
         text = title.group(1) if title else _TAGS.sub(" ", _HIDDEN.sub(" ", text))
-    return _clip(text) or "(empty body)"
+    return _clip(redact(text, secret)) or "(empty body)"
 
 
 def _json_message(text: str) -> str | None:
@@ -98,7 +99,8 @@ def error_for_status(
     status: int, headers: httpx.Headers, body: bytes, *, secret: str = ""
 ) -> UpstreamError:
     """The error a non-2xx answer stands for: 429 rate limit, 5xx unavailable, else refused."""
-    message = redact(f"{status}: {upstream_message(body, headers.get('content-type', ''))}", secret)
+    words = upstream_message(body, headers.get("content-type", ""), secret)
+    message = redact(f"{status}: {words}", secret)
     if status == 429:
         return RateLimited(message, retry_after=retry_after_seconds(headers.get("retry-after")))
     if status >= 500:
@@ -110,7 +112,7 @@ def not_an_answer(
     status: int, headers: httpx.Headers, body: bytes, *, secret: str = ""
 ) -> NotAnAnswer:
     """The error for a 2xx answer that is an HTML page (an anti-bot wall) rather than text."""
-    page = upstream_message(body, headers.get("content-type", "") or "text/html")
+    page = upstream_message(body, headers.get("content-type", "") or "text/html", secret)
     return NotAnAnswer(
         redact(f"the upstream answered {status} with an HTML page: {page}", secret),
         status_code=status,
