@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.support.database",
     "tests.support.emulator",
     "tests.support.stack",
+    "tests.support.api",
 ]

@@ -47,6 +47,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def shared_database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A migrated database of each backend, shared by a module's tests (they keep apart
+    by tenant, so one API process can serve them all)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'aivbatch.db'}"
+        upgrade(url)
+        return url
+    url = str(request.getfixturevalue("migrated_postgres"))
+    _empty_postgres(url)
+    return url
+
+
 @pytest.fixture
 def database(database_url: str) -> Iterator[Database]:
     """A Database on an empty, migrated backend (SQLite and PostgreSQL in turn)."""

@@ -38,6 +38,24 @@ FAST_SETTINGS = {
 }
 
 
+UPSTREAM_KEY = "sk-test-upstream-secret"
+
+
+def service_env(
+    *, database_url: str, redis_url: str, prefix: str, settings: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a service process: this one's, minus any AIVBATCH_*, plus these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
+    env.update({f"AIVBATCH_{k}": v for k, v in {**FAST_SETTINGS, **(settings or {})}.items()})
+    env.update(
+        AIVBATCH_DATABASE_URL=database_url,
+        AIVBATCH_REDIS_URL=redis_url,
+        AIVBATCH_REDIS_PREFIX=prefix,
+        AIVBATCH_AIVVM_KEY=UPSTREAM_KEY,
+    )
+    return env
+
+
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     out = log.open("ab")
     try:
@@ -126,14 +144,11 @@ def stack(
         **emulator_options: Any,
     ) -> Stack:
         upstream = emulator(**emulator_options)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
-        env.update({f"AIVBATCH_{k}": v for k, v in {**FAST_SETTINGS, **(settings or {})}.items()})
-        env.update(
-            AIVBATCH_DATABASE_URL=database_url,
-            AIVBATCH_REDIS_URL=redis_url,
-            AIVBATCH_REDIS_PREFIX=prefix,
-            AIVBATCH_AIVVM_URL=upstream.url,
-            AIVBATCH_AIVVM_KEY="sk-test-upstream-secret",
+        env = service_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            prefix=prefix,
+            settings={"AIVVM_URL": upstream.url, **(settings or {})},
         )
         logs = tmp_path / f"stack-{len(made)}"
         logs.mkdir()
