@@ -25,7 +25,7 @@ import redis
 from models.apikeys import create_key
 from models.db import Database
 from models.types import utcnow
-from tests.support.stack import service_env
+from tests.support.stack import Stack, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -188,3 +188,33 @@ def new_key(db: Database, tenant: str) -> str:
     """A fresh API key of ``tenant``."""
     with db.write() as session:
         return create_key(session, tenant, name="test", now=utcnow()).secret
+
+
+@dataclass
+class Running:
+    """A pipeline (emulator, worker, dispatcher), the API over it, a client of one tenant."""
+
+    pipeline: Stack
+    server: ApiServer
+    api: httpx.Client
+
+    def logs(self) -> str:
+        """What every process of the service wrote."""
+        return self.pipeline.log_text() + self.pipeline.emulator.log() + self.server.text()
+
+
+@pytest.fixture
+def running(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    stack: Callable[..., Stack],
+    api_server: Callable[[dict[str, str]], ApiServer],
+) -> Running:
+    """A running service for end-to-end tests, on each backend in turn."""
+    pipeline = stack(
+        database_url=database_url, redis_url=redis_url, prefix=redis_prefix, delay_ms=40
+    )
+    server = api_server(pipeline.env)
+    return Running(pipeline, server, server.client(new_key(database, "live")))

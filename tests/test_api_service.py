@@ -1,0 +1,67 @@
+"""Service routes: alive, ready (naming what is down), the OpenAPI document."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import httpx
+
+from tests.support.api import ApiServer
+from tests.support.stack import service_env
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ready_when_sql_and_redis_answer(shared_api: ApiServer) -> None:
+    r = httpx.get(shared_api.url + "/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "checks": {"sql": "ok", "redis": "ok"}}
+
+
+def test_not_ready_names_redis_when_it_is_down_but_stays_alive(
+    shared_database_url: str, api_server: Callable[[dict[str, str]], ApiServer]
+) -> None:
+    env = service_env(
+        database_url=shared_database_url,
+        redis_url=f"redis://127.0.0.1:{_closed_port()}/0",
+        prefix="aivtest-down",
+    )
+    server = api_server(env)
+    assert httpx.get(server.url + "/healthz").json() == {"status": "ok"}
+    r = httpx.get(server.url + "/readyz")
+    assert r.status_code == 503
+    assert r.json()["checks"]["sql"] == "ok"
+    assert r.json()["checks"]["redis"].startswith("down: ")
+
+
+def test_openapi_documents_every_route(shared_api: ApiServer) -> None:
+    paths = httpx.get(shared_api.url + "/openapi.json").json()["paths"]
+    assert set(paths) >= {
+        "/v1/batches",
+        "/v1/batches/{batch_id}",
+        "/v1/batches/{batch_id}/cancel",
+        "/v1/batches/{batch_id}/results",
+        "/v1/batches/{batch_id}/jobs/{custom_id}",
+        "/v1/batches/{batch_id}/events",
+        "/v1/batches/{batch_id}/jobs/{custom_id}/events",
+        "/v1/files",
+        "/v1/files/{file_id}",
+        "/v1/files/{file_id}/content",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
+    assert "inline" in paths["/v1/batches"]["post"]["description"]
+    assert httpx.get(shared_api.url + "/docs").status_code == 200
+
+
+def test_unknown_route_and_wrong_method_use_the_error_shape(shared_api: ApiServer) -> None:
+    missing = httpx.get(shared_api.url + "/v2/nothing")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong = httpx.put(shared_api.url + "/healthz")
+    assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
