@@ -13,6 +13,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import Conflict, InvalidInput, NotFound
+from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
 from models.tables import Batch, Job
 
@@ -154,14 +155,9 @@ def list_batches(
     query = select(Batch).where(Batch.tenant_id == tenant_id)
     if status:
         query = query.where(Batch.status == status)
-    if after:
-        anchor = get_batch(session, after, tenant_id)
-        query = query.where(
-            (Batch.created_at < anchor.created_at)
-            | ((Batch.created_at == anchor.created_at) & (Batch.id < anchor.id))
-        )
-    query = query.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    anchor = get_batch(session, after, tenant_id) if after else None
+    page = newest_first(query, Batch.created_at, Batch.id, anchor=anchor, limit=limit)
+    return list(session.scalars(page))
 
 
 def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now: datetime) -> Batch:

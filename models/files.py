@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, defer
 
 from models.errors import NotFound
+from models.paging import newest_first
 from models.tables import StoredFile
 
 
@@ -65,14 +66,9 @@ def list_files(
     )
     if purpose:
         query = query.where(StoredFile.purpose == purpose)
-    if after:
-        anchor = get_file(session, after, tenant_id)
-        query = query.where(
-            (StoredFile.created_at < anchor.created_at)
-            | ((StoredFile.created_at == anchor.created_at) & (StoredFile.id < anchor.id))
-        )
-    query = query.order_by(StoredFile.created_at.desc(), StoredFile.id.desc()).limit(limit)
-    return list(session.scalars(query))
+    anchor = get_file(session, after, tenant_id) if after else None
+    page = newest_first(query, StoredFile.created_at, StoredFile.id, anchor=anchor, limit=limit)
+    return list(session.scalars(page))
 
 
 def delete_file(session: Session, file_id: str, tenant_id: str) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -13,13 +13,6 @@ from tests.support.pipeline import jobs_of, read_stream, submit
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def rclient(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def test_every_job_ends_once_and_redis_joins_to_sql(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -15,13 +15,6 @@ from tests.support.pipeline import jobs_of, read_stream, submit
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def rclient(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:

@@ -35,16 +35,21 @@ def _empty_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """URL of an empty, migrated database of each backend in turn."""
+def _empty_database(request: pytest.FixtureRequest, folder: Path) -> str:
+    """A new migrated SQLite file in ``folder``, or the test PostgreSQL emptied."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'aivbatch.db'}"
+        url = f"sqlite:///{folder / 'aivbatch.db'}"
         upgrade(url)
         return url
     url = str(request.getfixturevalue("migrated_postgres"))
     _empty_postgres(url)
     return url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty, migrated database of each backend in turn."""
+    return _empty_database(request, tmp_path)
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -53,13 +58,7 @@ def shared_database_url(
 ) -> str:
     """A migrated database of each backend, shared by a module's tests (they keep apart
     by tenant, so one API process can serve them all)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'aivbatch.db'}"
-        upgrade(url)
-        return url
-    url = str(request.getfixturevalue("migrated_postgres"))
-    _empty_postgres(url)
-    return url
+    return _empty_database(request, tmp_path_factory.mktemp("db"))
 
 
 @pytest.fixture

@@ -33,6 +33,14 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def rclient(redis_url: str) -> Iterator[redis.Redis]:
+    """A client of the test Redis, closed afterwards."""
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
 def redis_prefix(redis_url: str) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
     prefix = f"aivtest-{uuid.uuid4().hex[:10]}"
