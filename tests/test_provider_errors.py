@@ -6,20 +6,19 @@ never shows in an error, and the provider makes exactly one request (no hidden r
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import time
 import traceback
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from models.settings import get_settings
 from tests.support.emulator import EmulatorServer, marker
+from tests.support.provider import PATHS, closed_port, run
 from worker.providers.aivvm import Aivvm
 from worker.providers.errors import (
     NotAnAnswer,
@@ -30,23 +29,11 @@ from worker.providers.errors import (
     UpstreamRefused,
     UpstreamUnavailable,
 )
-from worker.providers.http import aclose_shared_clients, close_shared_clients
 
-T = TypeVar("T")
-PATHS = ["sync", "async"]
+pytestmark = pytest.mark.usefixtures("clean_settings")
+
 # Distinctive, so finding it anywhere in an error is no coincidence.
 SECRET = "sk-aivbatch-UNMISTAKABLE-key-5c1f9e7a"
-
-
-@pytest.fixture(autouse=True)
-def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No upstream variables from the caller; settings re-read, shared clients closed after."""
-    for name in ("AIVBATCH_AIVVM_URL", "AIVBATCH_AIVVM_KEY", "AIVBATCH_STALL_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield
-    close_shared_clients()
-    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")
@@ -61,18 +48,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorServer]
 def upstream(server: EmulatorServer) -> EmulatorServer:
     server.reset()
     return server
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a fresh loop, closing that loop's shared AsyncClient inside it."""
-
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await aclose_shared_clients()
-
-    return asyncio.run(main())
 
 
 def collect(path: str, content: str, **kwargs: Any) -> str:
@@ -205,15 +180,9 @@ def test_silence_before_the_first_byte_is_a_stall_with_no_text(
     assert (caught.value.partial_text, caught.value.received_chars) == ("", 0)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_closed_port_is_unavailable(path: str) -> None:
-    port = _closed_port()
+    port = closed_port()
     base_url = f"http://127.0.0.1:{port}"
     with pytest.raises(UpstreamUnavailable) as caught:
         collect(path, "Anyone there?", base_url=base_url)

@@ -6,71 +6,19 @@ method, URL, headers and JSON body. The answers over real HTTP: test_provider.py
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from models.settings import get_settings
+from tests.support.provider import GREETING, MODEL_TABLE, SYSTEM_PROMPT, agather, run, set_env
 from worker.providers.aivvm import Aivvm
-from worker.providers.base import AbstractProvider, Message
-from worker.providers.http import aclose_shared_clients, close_shared_clients
+from worker.providers.base import AbstractProvider
 
-T = TypeVar("T")
-
-# Written out here rather than imported, so a change to the provider's defaults fails a test.
-SYSTEM_PROMPT = (
-    "You are ChatGPT, a large language model trained by OpenAI. Follow the user's instructions "
-    "carefully. Respond using markdown."
-)
-MODEL_TABLE = {
-    "gpt-3.5-turbo": "GPT-3.5",
-    "gpt-3.5-turbo-0613": "GPT-3.5-0613",
-    "gpt-3.5-turbo-16k": "GPT-3.5-16K",
-    "gpt-3.5-turbo-16k-0613": "GPT-3.5-16K-0613",
-    "gpt-4": "GPT-4",
-    "gpt-4-0613": "GPT-4-0613",
-    "gpt-4-32k": "GPT-4-32K",
-    "gpt-4-32k-0613": "GPT-4-32K-0613",
-}
-GREETING: list[Message] = [{"role": "user", "content": "Привет! Как дела?"}]
-
-
-@pytest.fixture(autouse=True)
-def clean_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No upstream variables from the caller; settings re-read, shared clients closed after."""
-    for name in ("AIVBATCH_AIVVM_URL", "AIVBATCH_AIVVM_KEY", "AIVBATCH_STALL_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    yield
-    close_shared_clients()
-    get_settings.cache_clear()
-
-
-def set_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run on a fresh loop, closing that loop's shared AsyncClient inside it."""
-
-    async def main() -> T:
-        try:
-            return await coro
-        finally:
-            await aclose_shared_clients()
-
-    return asyncio.run(main())
-
-
-async def agather(**kwargs: Any) -> list[str]:
-    return [chunk async for chunk in Aivvm.create_async_generator(**kwargs)]
+pytestmark = pytest.mark.usefixtures("clean_settings")
 
 
 @pytest.fixture

@@ -1,0 +1,112 @@
+"""Benchmark: how fast the API accepts a large batch, inline and as an uploaded file.
+
+    .venv/bin/python bench/submit.py --requests 50000 [--database-url postgresql+psycopg://…]
+
+Starts (and stops) a private redis-server and one API process (uvicorn, auth off) on a
+fresh SQLite file or the given database, then times, over real HTTP on 127.0.0.1:
+  1. POST /v1/batches with N inline requests;
+  2. POST /v1/files with the same N requests as OpenAI batch lines, then POST /v1/batches
+     with its input_file_id.
+Each answer comes once the batch and all its jobs are committed. Prints seconds, requests/s,
+body size and the API process's peak RSS. No worker runs: nothing is executed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.procs import Processes, free_port, proc_mem_mib, start_redis, wait_http  # noqa: E402
+from models.migrate import upgrade  # noqa: E402
+
+
+def _messages(i: int) -> list[dict[str, str]]:
+    return [{"role": "user", "content": f"Question {i}: Привет! Как дела? Tell me about {i}."}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    n = args.requests
+
+    with tempfile.TemporaryDirectory(prefix="aivbench-") as folder:
+        procs = Processes(Path(folder))
+        try:
+            redis_url = start_redis(procs)
+            db_url = args.database_url or f"sqlite:///{folder}/bench.db"
+            upgrade(db_url)
+            port = free_port()
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
+            env.update(
+                AIVBATCH_DATABASE_URL=db_url,
+                AIVBATCH_REDIS_URL=redis_url,
+                AIVBATCH_AUTH_ENABLED="false",
+            )
+            argv = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
+            api = procs.spawn([*argv, "--port", str(port)], "api.log", env)
+            base = f"http://127.0.0.1:{port}"
+            wait_http(base + "/healthz")
+            print(f"database: {db_url.split('://')[0]}, {n} requests per batch")
+            with httpx.Client(base_url=base, timeout=600) as client:
+                inline = json.dumps(
+                    {
+                        "requests": [
+                            {"custom_id": f"q{i}", "messages": _messages(i)} for i in range(n)
+                        ]
+                    }
+                ).encode()
+                start = time.perf_counter()
+                r = client.post(
+                    "/v1/batches", content=inline, headers={"content-type": "application/json"}
+                )
+                took = time.perf_counter() - start
+                r.raise_for_status()
+                print(
+                    f"inline create: {took:.2f}s ({n / took:.0f} requests/s,"
+                    f" body {len(inline) / 2**20:.1f} MiB)"
+                )
+
+                lines = "\n".join(
+                    json.dumps(
+                        {
+                            "custom_id": f"q{i}",
+                            "method": "POST",
+                            "url": "/v1/chat/completions",
+                            "body": {"model": "gpt-3.5-turbo", "messages": _messages(i)},
+                        }
+                    )
+                    for i in range(n)
+                ).encode()
+                start = time.perf_counter()
+                upload = client.post(
+                    "/v1/files", data={"purpose": "batch"}, files={"file": ("in.jsonl", lines)}
+                )
+                uploaded = time.perf_counter() - start
+                upload.raise_for_status()
+                r = client.post("/v1/batches", json={"input_file_id": upload.json()["id"]})
+                created = time.perf_counter() - start - uploaded
+                r.raise_for_status()
+                print(
+                    f"file upload: {uploaded:.2f}s, create from file: {created:.2f}s"
+                    f" ({n / (uploaded + created):.0f} requests/s end to end,"
+                    f" file {len(lines) / 2**20:.1f} MiB)"
+                )
+            print(f"API peak RSS: {proc_mem_mib(api.pid, 'VmHWM'):.0f} MiB")
+        finally:
+            procs.stop()
+
+
+if __name__ == "__main__":
+    main()
