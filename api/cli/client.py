@@ -24,7 +24,11 @@ ApiKey = Annotated[
 
 
 class ApiError(Exception):
-    """The API answered with an error, or could not be reached."""
+    """The API answered with an error (``status`` set), or could not be reached (None)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,10 @@ class Api:
     def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 30.0) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        try:
+            self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        except (httpx.InvalidURL, TypeError) as exc:
+            raise ApiError(f"{base_url!r} is not a usable API URL: {exc}") from exc
 
     def get(self, path: str, **params: Any) -> Any:
         """GET a JSON document."""
@@ -57,24 +64,34 @@ class Api:
         """POST a JSON body; returns the JSON answer."""
         return self._json(self._send("POST", path, json=body))
 
-    def download(self, path: str, out: IO[bytes]) -> int:
+    def iter_bytes(self, path: str, **params: Any) -> Iterator[bytes]:
+        """The blocks of a response body as they arrive, never the whole body at once."""
+        query = {k: v for k, v in params.items() if v is not None}
+        timeout = httpx.Timeout(30.0, read=None)
+        try:
+            with self.http.stream("GET", path, params=query, timeout=timeout) as resp:
+                self._raise_for(resp)
+                yield from resp.iter_bytes()
+        except httpx.TransportError as exc:
+            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
+
+    def download(self, path: str, out: IO[bytes], **params: Any) -> int:
         """Stream a response body into ``out``; returns the number of bytes written."""
         written = 0
-        try:
-            with self.http.stream("GET", path, timeout=httpx.Timeout(30.0, read=None)) as resp:
-                self._raise_for(resp)
-                for block in resp.iter_bytes():
-                    out.write(block)
-                    written += len(block)
-        except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {exc}") from exc
+        for block in self.iter_bytes(path, **params):
+            out.write(block)
+            written += len(block)
         return written
 
-    def events(self, path: str, **params: Any) -> Iterator[SseEvent]:
+    def events(
+        self, path: str, last_event_id: str | None = None, **params: Any
+    ) -> Iterator[SseEvent]:
         """Follow a server-sent event stream until the server closes it."""
         query = {k: v for k, v in params.items() if v is not None}
         timeout = httpx.Timeout(10.0, read=None)
         headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
         try:
             with self.http.stream(
                 "GET", path, params=query, headers=headers, timeout=timeout
@@ -82,26 +99,34 @@ class Api:
                 self._raise_for(resp)
                 yield from parse_sse(resp.iter_lines())
         except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {exc}") from exc
+            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {exc}") from exc
+            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
         self._raise_for(resp)
         return resp
 
-    @staticmethod
-    def _json(resp: httpx.Response) -> Any:
-        return resp.json() if resp.content else None
+    def _json(self, resp: httpx.Response) -> Any:
+        if not resp.content:
+            return None
+        try:
+            return resp.json()
+        except ValueError as exc:
+            # Something else answers at that address (a web server, a proxy's page).
+            raise ApiError(
+                f"{self.base_url}{resp.url.path}: the answer is not JSON; is this an aivbatch API?",
+                resp.status_code,
+            ) from exc
 
     @staticmethod
     def _raise_for(resp: httpx.Response) -> None:
         if resp.status_code < 400:
             return
         resp.read()
-        raise ApiError(f"HTTP {resp.status_code}: {error_message(resp)}")
+        raise ApiError(f"HTTP {resp.status_code}: {error_message(resp)}", resp.status_code)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -119,6 +144,12 @@ class Api:
         self.close()
 
 
+def _describe(exc: httpx.TransportError) -> str:
+    """A transport error in words, even when httpx gives it no message (some timeouts)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def error_message(resp: httpx.Response) -> str:
     """The message of an error answer, in either the native or the OpenAI shape."""
     try:
@@ -128,6 +159,9 @@ def error_message(resp: httpx.Response) -> str:
     if isinstance(body, dict):
         error = body.get("error")
         if isinstance(error, dict) and "message" in error:
+            lines = error.get("lines")
+            if isinstance(lines, list) and len(lines) > 1:
+                return f"{error['message']} (and {len(lines) - 1} more bad lines)"
             return str(error["message"])
         if "detail" in body:
             detail = body["detail"]

@@ -16,7 +16,7 @@ import httpx
 
 from api.cli.embedded import EmbeddedRedis, free_port, redis_answers
 from api.cli.processes import Child, Supervisor
-from models.migrate import upgrade
+from api.cli.schema import upgrade
 from models.settings import Settings
 
 START_TIMEOUT = 30.0

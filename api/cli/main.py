@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import services, up
+from api.cli import batches, demo, keys, services, up
 
 app = typer.Typer(
     name="aivbatch",
@@ -12,8 +12,11 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+batches.register(app)
+keys.register(app)
 services.register(app)
 up.register(app)
+demo.register(app)
 
 
 def main() -> None:

@@ -11,9 +11,8 @@ import sys
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
 
-from models.migrate import upgrade
+from api.cli.schema import shown_url, upgrade
 from models.settings import get_settings
 
 
@@ -26,7 +25,7 @@ def migrate() -> None:
     """Bring the database schema up to date (AIVBATCH_DATABASE_URL, else the SQLite file)."""
     url = get_settings().sql_url
     upgrade(url)
-    typer.echo(f"schema up to date: {make_url(url).render_as_string(hide_password=True)}")
+    typer.echo(f"schema up to date: {shown_url(url)}")
 
 
 def api(

@@ -120,7 +120,10 @@ class BatchView:
         parts: list[RenderableType] = [self.summary(), self._bars]
         if self.live is not None:
             tail = self.live.text[-LIVE_CHARS:]
-            state = self.live.ended or "streaming"
-            title = f"{self.live.custom_id} · attempt {self.live.attempt} · {state}"
+            if self.live.attempt == 0:  # nothing of it has arrived yet
+                title = f"{self.live.custom_id} · {self.live.ended or 'waiting for its text'}"
+            else:
+                state = self.live.ended or "streaming"
+                title = f"{self.live.custom_id} · attempt {self.live.attempt} · {state}"
             parts.append(Panel(Text(tail or "…"), title=title, title_align="left"))
         return Group(*parts)
