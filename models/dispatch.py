@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
@@ -60,15 +61,26 @@ def forget_worker(session: Session, worker_id: str) -> None:
     session.execute(delete(WorkerProcess).where(WorkerProcess.id == worker_id))
 
 
-def live_capacity(session: Session, *, now: datetime, ttl: float) -> tuple[int, int]:
-    """How many workers were seen within ``ttl`` seconds, and how many streams they hold."""
+@dataclass(frozen=True, slots=True)
+class Capacity:
+    """The live workers: how many, the streams they hold in all, the fewest one holds."""
+
+    workers: int
+    streams: int
+    smallest: int
+
+
+def live_capacity(session: Session, *, now: datetime, ttl: float) -> Capacity:
+    """The workers seen within ``ttl`` seconds, and how many streams they can hold."""
     seen_since = now - timedelta(seconds=ttl)
-    workers, capacity = session.execute(
-        select(func.count(), func.coalesce(func.sum(WorkerProcess.capacity), 0)).where(
-            WorkerProcess.seen_at >= seen_since
-        )
+    workers, streams, smallest = session.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(WorkerProcess.capacity), 0),
+            func.coalesce(func.min(WorkerProcess.capacity), 0),
+        ).where(WorkerProcess.seen_at >= seen_since)
     ).one()
-    return int(workers), int(capacity)
+    return Capacity(int(workers), int(streams), int(smallest))
 
 
 def next_jobs(session: Session, limit: int, *, now: datetime) -> list[int]:

@@ -313,7 +313,11 @@ def test_workers_capacity_counts_only_live_ones(database: Database) -> None:
         )
         dispatch.heartbeat(s, "w1", hostname="h", pid=1, capacity=120, now=now)
     with database.read() as s:
-        assert dispatch.live_capacity(s, now=now, ttl=15) == (1, 120)
+        assert dispatch.live_capacity(s, now=now, ttl=15) == dispatch.Capacity(1, 120, 120)
+    with database.write() as s:
+        dispatch.heartbeat(s, "w3", hostname="h", pid=3, capacity=4, now=now)
+    with database.read() as s:
+        assert dispatch.live_capacity(s, now=now, ttl=15) == dispatch.Capacity(2, 124, 4)
 
 
 def test_list_batches_pages_newest_first(database: Database) -> None:

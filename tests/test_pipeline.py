@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -41,3 +42,32 @@ def test_every_job_ends_once_and_redis_joins_to_sql(
     assert stats["completed"] == 200 and sum(stats["completed_by_tag"].values()) == 200
     progress = rclient.hgetall(keys.batch_progress(batch_id))
     assert progress[b"succeeded"] == b"200" and progress[b"status"] == b"completed"
+
+
+def test_a_worker_never_runs_more_streams_than_it_holds(
+    database: Database,
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    stack: Callable[..., Stack],
+) -> None:
+    # Groups of 16 offered to a worker of 3 streams: they must shrink to fit it.
+    running = stack(
+        database_url=database_url,
+        redis_url=redis_url,
+        prefix=redis_prefix,
+        settings={"WORKER_STREAMS": "3", "DISPATCH_GROUP": "16"},
+        delay_ms=60,
+        chunks=10,
+    )
+    batch_id = submit(database, 12)
+    most = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = [job.status for job in jobs_of(database, batch_id)]
+        most = max(most, states.count("running"))
+        if all(s == "succeeded" for s in states):
+            break
+        time.sleep(0.05)
+    assert running.wait_for(database, batch_id)["succeeded"] == 12
+    assert 1 <= most <= 3, most

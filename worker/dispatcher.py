@@ -79,18 +79,18 @@ class Dispatcher:
             expired = jobs.end_open_jobs(
                 session, overdue, JobStatus.EXPIRED, "batch_expired", now=now, running_too=True
             )
-            workers, capacity = dispatch.live_capacity(session, now=now, ttl=HEARTBEAT_SECONDS * 3)
+            live = dispatch.live_capacity(session, now=now, ttl=HEARTBEAT_SECONDS * 3)
+            # A group is claimed whole, so none may be larger than the smallest worker.
+            group = max(1, min(s.dispatch_group, live.smallest))
             # A few groups wait ahead in each worker's queue, so freed room is filled at once
             # instead of a dispatcher pass and a broker round trip later.
-            capacity += workers * s.dispatch_backlog * s.dispatch_group
+            capacity = live.streams + live.workers * s.dispatch_backlog * group
             free = capacity - dispatch.in_flight(session)
             ids = dispatch.next_jobs(session, free, now=now)
             tokens: list[tuple[str, int]] = []
-            for start in range(0, len(ids), s.dispatch_group):
+            for start in range(0, len(ids), group):
                 token = uuid.uuid4().hex
-                marked = jobs.mark_dispatched(
-                    session, ids[start : start + s.dispatch_group], token, now=now
-                )
+                marked = jobs.mark_dispatched(session, ids[start : start + group], token, now=now)
                 if marked:
                     tokens.append((token, len(marked)))
         if lost or stale or expired:

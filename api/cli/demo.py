@@ -22,11 +22,10 @@ from api.cli.watch import WatchError, watch_batch
 from models.settings import Settings, get_settings
 
 DEFAULT_PORT = 8000
-# A slower, longer answer than the emulator's default, and a few streams per worker taken one
-# job per broker message, so the sample batch visibly queues, streams and finishes instead of
-# ending in a blink. (A group larger than the worker's streams is claimed whole.)
+# A slower, longer answer than the emulator's default, and a few streams per worker, so the
+# sample batch visibly queues, streams and finishes instead of ending in a blink.
 EMULATOR_ARGS = ["--chunks", "40", "--delay-ms", "40"]
-DEMO_PACE = {"worker_streams": "4", "dispatch_group": "1"}
+DEMO_PACE = {"worker_streams": "4"}
 ANSWER_CHARS = 300
 
 
