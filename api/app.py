@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = CollectorRegistry(auto_describe=True)
     app.state.metrics_registry = registry
     errors.install(app)
-    for module in (batches, results, events, files, health):
+    # Events first: a custom_id may hold "/", so ".../jobs/{custom_id}" would also match
+    # ".../jobs/{custom_id}/events".
+    for module in (events, batches, results, files, health):
         app.include_router(module.router)
     # Outermost last: the limit applies before anything reads the body.
     app.add_middleware(RequestMetrics, registry=registry)

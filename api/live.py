@@ -73,10 +73,10 @@ class _Tail:
         self.cursor = cursor
         self.last_sent = time.monotonic()
 
-    async def read(self) -> list[tuple[str, dict[str, str]]]:
+    async def read(self, *, block: bool = True) -> list[tuple[str, dict[str, str]]]:
         try:
             reply: Any = await self.redis.xread(
-                {self.key: self.cursor}, count=READ_COUNT, block=BLOCK_MS
+                {self.key: self.cursor}, count=READ_COUNT, block=BLOCK_MS if block else None
             )
         except (RedisError, OSError) as exc:
             log.debug("redis read failed: %s", exc)
@@ -155,9 +155,11 @@ async def batch_feed(
     progress, ended = await run_in_threadpool(_sql_progress, services, batch_id)
     yield sse("progress", progress.data())
     last_progress_at = last_sql_at = time.monotonic()
-    while ended is None:
+    while True:
         batch_event = False
-        for entry_id, fields in await tail.read():
+        # Once the batch has ended, what is left in the stream is read without waiting.
+        entries = await tail.read(block=ended is None)
+        for entry_id, fields in entries:
             if fields.get(F_EVENT) == EV_JOB:
                 data: dict[str, Any] = {k: v for k, v in fields.items() if k != F_EVENT}
                 data[F_ATTEMPT] = int(data.get(F_ATTEMPT, 0))
@@ -165,6 +167,10 @@ async def batch_feed(
                 tail.sent()
             elif fields.get(F_EVENT) == EV_BATCH:
                 batch_event = True
+        if ended is not None:
+            if len(entries) < READ_COUNT:
+                break
+            continue
         now = time.monotonic()
         if now - last_progress_at >= PROGRESS_EVERY:
             last_progress_at = now

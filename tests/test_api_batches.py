@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import httpx
 import pytest
 
@@ -182,3 +184,11 @@ def test_malformed_json_body_is_400(api: httpx.Client) -> None:
     )
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
     assert "JSON" in r.json()["error"]["message"]
+
+
+def test_a_custom_id_with_slashes_and_spaces_is_addressable(api: httpx.Client) -> None:
+    custom_id = "reports/2026 11/q?1#x"
+    batch = api.post("/v1/batches", json={"requests": [_request(custom_id)]}).json()
+    r = api.get(f"/v1/batches/{batch['id']}/jobs/" + quote(custom_id, safe="/"))
+    assert r.status_code == 200, r.text
+    assert r.json()["custom_id"] == custom_id

@@ -23,9 +23,12 @@ from tests.support.stack import UPSTREAM_KEY
 pytestmark = pytest.mark.slow
 
 
-def _events(client: httpx.Client, path: str, **headers: str) -> Iterator[SseEvent]:
+def _events(
+    client: httpx.Client, path: str, replay: str | None = None, **headers: str
+) -> Iterator[SseEvent]:
     timeout = httpx.Timeout(10.0, read=30.0)
-    with client.stream("GET", path, headers=headers, timeout=timeout) as r:
+    params = {"replay": replay} if replay else None
+    with client.stream("GET", path, params=params, headers=headers, timeout=timeout) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         yield from parse_sse(r.iter_lines())
@@ -60,6 +63,16 @@ def test_batch_events_follow_every_job_to_the_end(running: Running, database: Da
     assert all(e.id for e in events if e.event == "job")  # resumable: every job event has an id
     progress = [e.json() for e in events if e.event == "progress"]
     assert progress[-1]["counts"]["succeeded"] == 30 and progress[-1]["status"] == "completed"
+
+    # After the end: without replay only the summary; with it, every job event there was.
+    late = list(_events(api, f"/v1/batches/{batch['id']}/events"))
+    assert [e.event for e in late] == ["progress", "end"]
+    history = list(_events(api, f"/v1/batches/{batch['id']}/events", replay="true"))
+    jobs_seen = [(e.json()["custom_id"], e.json()["status"]) for e in history if e.event == "job"]
+    assert sorted(jobs_seen) == sorted(
+        [(f"q{i}", s) for i in range(30) for s in ("running", "succeeded")]
+    )
+    assert history[-1].event == "end"
 
     # Results: JSONL in input order, by custom_id, and each matching SQL.
     lines = [

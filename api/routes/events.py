@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
@@ -45,17 +45,22 @@ async def batch_events(
     services: ServicesDep,
     tenant: TenantDep,
     last_event_id: LastEventId = None,
+    replay: Annotated[
+        bool, Query(description="Start with every job event so far, not only new ones.")
+    ] = False,
 ) -> StreamingResponse:
     """`progress` (counts by state) now and on change, `job` state changes, then `end`.
 
-    Resumable: reconnect with `Last-Event-ID` to continue after the last `job` event seen.
+    Job events start with the next one, or from the first with `replay=true`. Resumable:
+    reconnect with `Last-Event-ID` to continue after the last `job` event seen.
     """
     await run_in_threadpool(_check_batch, services, batch_id, tenant)
-    return _stream(live.batch_feed(services, batch_id, last_event_id))
+    start = last_event_id or ("0" if replay else None)
+    return _stream(live.batch_feed(services, batch_id, start))
 
 
 @router.get(
-    "/{batch_id}/jobs/{custom_id}/events",
+    "/{batch_id}/jobs/{custom_id:path}/events",
     summary="Follow one request's text (server-sent events)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}},

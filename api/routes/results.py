@@ -40,7 +40,7 @@ def batch_results(
     )
 
 
-@router.get("/{batch_id}/jobs/{custom_id}", summary="One request of a batch")
+@router.get("/{batch_id}/jobs/{custom_id:path}", summary="One request of a batch")
 def job(batch_id: str, custom_id: str, services: ServicesDep, tenant: TenantDep) -> dict[str, Any]:
     """One request: its status, output or error, usage, timings, and the request itself."""
     with services.db.read() as session:
