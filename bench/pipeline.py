@@ -105,6 +105,7 @@ def run_pipeline(
         AIVBATCH_WORKER_STREAMS=str(args.streams),
         AIVBATCH_CHUNK_FLUSH_MS=str(args.flush_ms),
         AIVBATCH_DISPATCH_GROUP=str(args.group),
+        AIVBATCH_STREAMS_PER_CLIENT=str(args.per_client),
         AIVBATCH_DISPATCH_INTERVAL="0.05",
     )
     worker = procs.spawn([sys.executable, "-m", "worker"], "worker.log", env)
@@ -165,7 +166,10 @@ def main() -> None:
     parser.add_argument("--ttfb-ms", type=int, default=50)
     parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp dir")
     parser.add_argument("--flush-ms", type=float, default=25.0, help="chunk coalescing window")
-    parser.add_argument("--group", type=int, default=16, help="jobs per broker message")
+    parser.add_argument("--group", type=int, default=32, help="jobs per broker message")
+    parser.add_argument(
+        "--per-client", type=int, default=64, help="streams per httpx client in the worker"
+    )
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     procs = Processes(Path(tempfile.mkdtemp(prefix="aivbench-")))
@@ -193,7 +197,8 @@ def main() -> None:
         wait_http(emulator_url + "/api/models")
         answer_s = (args.ttfb_ms + args.chunks * args.delay_ms) / 1000
         print(
-            f"aivbatch pipeline benchmark: {args.jobs} jobs, {args.streams} streams in flight, "
+            f"aivbatch pipeline benchmark: {args.jobs} jobs, {args.streams} streams in flight "
+            f"({args.per_client} per httpx client, {args.group} jobs per message), "
             f"{args.chunks} chunks per answer over ~{answer_s:.1f}s; "
             f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; upstream: the Aivvm emulator"
         )

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     http_keepalive: int = Field(
         default=20, ge=1, description="Idle upstream connections kept per client."
     )
+    streams_per_client: int = Field(
+        default=64,
+        ge=1,
+        description="Upstream streams per httpx client; a worker shards its streams over clients.",
+    )
 
     # Execution.
     worker_streams: int = Field(
@@ -62,7 +67,7 @@ class Settings(BaseSettings):
     dispatch_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a dispatched job may wait unclaimed."
     )
-    dispatch_group: int = Field(default=16, ge=1, description="Jobs carried by one broker message.")
+    dispatch_group: int = Field(default=32, ge=1, description="Jobs carried by one broker message.")
     dispatch_backlog: int = Field(
         default=2,
         ge=0,

@@ -14,8 +14,6 @@ import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
-
 from models import jobmetrics, jobs
 from models.db import Database
 from models.jobs import ClaimedJob, Outcome, Stop
@@ -24,6 +22,7 @@ from models.settings import Settings
 from models.types import utcnow
 from worker.attempt import Attempt, stream
 from worker.events import announce_claim, announce_outcome
+from worker.providers.http import ClientShards
 from worker.redis_writer import RedisWriter
 
 log = logging.getLogger(__name__)
@@ -38,14 +37,14 @@ class Engine:
         settings: Settings,
         db: Database,
         sql: ThreadPoolExecutor,
-        client: httpx.AsyncClient,
+        clients: ClientShards,
         writer: RedisWriter,
         on_done: Callable[[int], None],
     ) -> None:
         self.settings = settings
         self.db = db
         self.sql = sql
-        self.client = client
+        self.clients = clients
         self.writer = writer
         self.keys = RedisKeys(settings.redis_prefix)
         self.attempts: dict[int, Attempt] = {}
@@ -96,7 +95,7 @@ class Engine:
         try:
             await stream(
                 attempt,
-                client=self.client,
+                client=self.clients.pick(attempt.job.id),
                 writer=self.writer,
                 keys=self.keys,
                 settings=self.settings,

@@ -25,7 +25,7 @@ from models.settings import Settings
 from models.types import utcnow
 from worker.engine import Engine
 from worker.monitor import Monitor
-from worker.providers.http import make_async_client
+from worker.providers.http import ClientShards
 from worker.redis_writer import RedisWriter
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,12 @@ class Runtime:
         self.writer = RedisWriter(
             self.redis, flush_ms=settings.chunk_flush_ms, retention=settings.redis_retention
         )
-        self.client = make_async_client()
+        self.clients = ClientShards.for_streams(self.capacity, settings.streams_per_client)
         self.engine = Engine(
             settings=settings,
             db=self.db,
             sql=self.sql,
-            client=self.client,
+            clients=self.clients,
             writer=self.writer,
             on_done=self._release_room,
         )
@@ -136,7 +136,7 @@ class Runtime:
         await self.monitor.close()
         await loop.run_in_executor(self.sql, self._hand_back, left)
         await self.writer.close()
-        await self.client.aclose()
+        await self.clients.aclose()
         await self.redis.aclose()
 
     def _hand_back(self, left: dict[int, int]) -> None:
