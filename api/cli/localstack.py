@@ -17,6 +17,7 @@ import httpx
 from api.cli.embedded import EmbeddedRedis, free_port, redis_answers
 from api.cli.processes import Child, Supervisor
 from api.cli.schema import upgrade
+from api.cli.services import api_argv
 from models.settings import Settings
 
 START_TIMEOUT = 30.0
@@ -92,11 +93,7 @@ def start_stack(settings: Settings, sup: Supervisor, options: StackOptions) -> L
         )
     upgrade(settings.sql_url)
     port = options.port or free_port()
-    api = sup.start_module(
-        "api",
-        "uvicorn",
-        *("--factory", "api.app:create_app", "--host", options.host, "--port", str(port)),
-    )
+    api = sup.start_module("api", "uvicorn", *api_argv(options.host, port))
     sup.start_module("worker", "worker")
     sup.start_module("dispatcher", "worker.dispatcher")
     host = "127.0.0.1" if options.host in ("0.0.0.0", "::") else options.host

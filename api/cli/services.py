@@ -15,6 +15,23 @@ import typer
 from api.cli.schema import shown_url, upgrade
 from models.settings import get_settings
 
+# Open event streams would otherwise hold a stopping API until every watcher leaves.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def api_argv(host: str, port: int) -> list[str]:
+    """The arguments of ``python -m uvicorn`` that serve the API."""
+    return [
+        "--factory",
+        "api.app:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SHUTDOWN_SECONDS),
+    ]
+
 
 def _exec_module(module: str, args: list[str]) -> None:
     """Replace this process with `python -m module args`, so signals reach it directly."""
@@ -34,9 +51,7 @@ def api(
 ) -> None:
     """Run the HTTP API (migrating the schema first)."""
     upgrade(get_settings().sql_url)
-    _exec_module(
-        "uvicorn", ["--factory", "api.app:create_app", "--host", host, "--port", str(port)]
-    )
+    _exec_module("uvicorn", api_argv(host, port))
 
 
 def worker() -> None:
