@@ -1,10 +1,8 @@
 """The requests of a new batch: validated whole before anything is written.
 
-Two sources, one set of rules: inline requests of the native API (numbered from 1 as
-``requests[i]``) and the lines of an uploaded JSONL file (numbered as file lines), each
-line an OpenAI batch line ``{custom_id, method, url, body: {model, messages, ...}}`` or a
-native request ``{custom_id, messages, model?, temperature?, system_message?}``. Every
-problem is collected, so the caller hears about all of its bad lines at once.
+Two sources, one set of rules (api/request_rules.py): inline requests of the native API
+(``request 1``, ``request 2``, …) and the lines of an uploaded JSONL file (numbered as file
+lines). Every problem is collected, so the caller hears about all its bad lines at once.
 """
 
 from __future__ import annotations
@@ -15,22 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import BadRequests, LineProblem
+from api.request_rules import Defaults, InvalidRequest, request_from
 from models.batches import NewJob
-
-ROLES = ("system", "developer", "user", "assistant")
-OPENAI_URL = "/v1/chat/completions"
-MAX_CUSTOM_ID = 512
-MAX_MODEL = 64
-DEFAULT_MODEL = "gpt-3.5-turbo"
-
-
-@dataclass(frozen=True, slots=True)
-class Defaults:
-    """Batch-level values for requests that do not set their own."""
-
-    model: str = DEFAULT_MODEL
-    temperature: float | None = None
-    system_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +23,6 @@ class Limits:
 
     max_requests: int
     max_request_bytes: int
-
-
-class _Bad(ValueError):
-    """One request's problem (the message names the field)."""
 
 
 def parse_jsonl(data: bytes, defaults: Defaults, limits: Limits) -> list[NewJob]:
@@ -108,7 +88,7 @@ def _collect(
             continue
         try:
             job = request_from(obj, defaults)
-        except _Bad as exc:
+        except InvalidRequest as exc:
             problems.append(LineProblem(n, str(exc)))
             continue
         first = first_use.setdefault(job.custom_id, n)
@@ -119,91 +99,3 @@ def _collect(
     if problems:
         raise BadRequests(problems, label=label)
     return jobs
-
-
-def request_from(obj: Any, defaults: Defaults) -> NewJob:
-    """One request, from an OpenAI batch line or a native request object."""
-    if not isinstance(obj, dict):
-        raise _Bad("a request must be a JSON object")
-    custom_id = obj.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id.strip():
-        raise _Bad("custom_id must be a non-empty string")
-    if len(custom_id) > MAX_CUSTOM_ID:
-        raise _Bad(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
-    if "body" in obj:
-        body = _openai_body(obj)
-    elif "messages" in obj:
-        body = obj
-    else:
-        raise _Bad("neither a native request (with messages) nor an OpenAI batch line (with body)")
-    return NewJob(
-        custom_id=custom_id,
-        model=_model(body.get("model"), defaults),
-        messages=_messages(body.get("messages")),
-        temperature=_temperature(body.get("temperature"), defaults),
-        system_message=_system_message(body.get("system_message"), defaults),
-    )
-
-
-def _openai_body(obj: dict[str, Any]) -> dict[str, Any]:
-    method = obj.get("method", "POST")
-    if not isinstance(method, str) or method.upper() != "POST":
-        raise _Bad(f"method must be POST, not {method!r}")
-    if obj.get("url", OPENAI_URL) != OPENAI_URL:
-        raise _Bad(f"url must be {OPENAI_URL}, not {obj.get('url')!r}")
-    body = obj["body"]
-    if not isinstance(body, dict):
-        raise _Bad("body must be a JSON object")
-    if body.get("stream"):
-        raise _Bad("body.stream is not supported in a batch")
-    return body
-
-
-def _model(model: Any, defaults: Defaults) -> str:
-    if model is None:
-        return defaults.model
-    if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL:
-        raise _Bad(f"model must be a non-empty string of at most {MAX_MODEL} characters")
-    return model
-
-
-def _messages(messages: Any) -> list[dict[str, str]]:
-    if not isinstance(messages, list) or not messages:
-        raise _Bad("messages must be a non-empty list")
-    out: list[dict[str, str]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _Bad(f"messages[{i}] must be an object with role and content")
-        role = message.get("role")
-        if role not in ROLES:
-            raise _Bad(f"messages[{i}].role must be one of {', '.join(ROLES)}")
-        out.append({"role": str(role), "content": _content(message.get("content"), i)})
-    return out
-
-
-def _content(content: Any, i: int) -> str:
-    """A message's text; OpenAI's list of text parts is joined into one string."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(
-        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        for p in content
-    ):
-        return "".join(p["text"] for p in content)
-    raise _Bad(f"messages[{i}].content must be a string (or a list of text parts)")
-
-
-def _temperature(value: Any, defaults: Defaults) -> float | None:
-    if value is None:
-        return defaults.temperature
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
-        raise _Bad("temperature must be a number from 0 to 2")
-    return float(value)
-
-
-def _system_message(value: Any, defaults: Defaults) -> str | None:
-    if value is None:
-        return defaults.system_message
-    if not isinstance(value, str):
-        raise _Bad("system_message must be a string")
-    return value

@@ -146,3 +146,10 @@ def test_a_file_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         read_requests(path)
     assert caught.value.problems == [(3, "not UTF-8 text")]
+
+
+def test_a_native_line_in_a_file_forced_to_openai_is_named() -> None:
+    line = json.dumps({"custom_id": "a", "messages": [{"role": "user", "content": "x"}]})
+    with pytest.raises(InputError) as caught:
+        parse_lines([line], "openai")
+    assert caught.value.problems == [(1, "an OpenAI batch line needs a body")]

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from api.request_rules import Defaults, InvalidRequest, request_from
+
 FORMATS = ("auto", "native", "openai", "text")
-ROLES = ("system", "user", "assistant")
-OPENAI_URL = "/v1/chat/completions"
 # Fields of an OpenAI request body that a native request carries over as they are.
 CARRIED = ("model", "temperature")
 MAX_REPORTED = 20
@@ -110,55 +110,24 @@ def _json_line(line: str, fmt: str) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _custom_id(obj: dict[str, Any]) -> str:
-    custom_id = obj.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id.strip():
-        raise ValueError("custom_id must be a non-empty string")
-    return custom_id
-
-
 def _native(obj: dict[str, Any]) -> dict[str, Any]:
-    _custom_id(obj)
-    _check_messages(obj.get("messages"))
-    _check_optional(obj)
+    _check(obj)
     return dict(obj)
 
 
 def _from_openai(obj: dict[str, Any]) -> dict[str, Any]:
-    custom_id = _custom_id(obj)
-    method = obj.get("method", "POST")
-    if not isinstance(method, str) or method.upper() != "POST":
-        raise ValueError(f"method must be POST, not {method!r}")
-    if obj.get("url", OPENAI_URL) != OPENAI_URL:
-        raise ValueError(f"url must be {OPENAI_URL}, not {obj.get('url')!r}")
-    body = obj.get("body")
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    _check_messages(body.get("messages"))
-    _check_optional(body)
-    request: dict[str, Any] = {"custom_id": custom_id, "messages": body["messages"]}
+    if "body" not in obj:
+        raise ValueError("an OpenAI batch line needs a body")
+    _check(obj)
+    body = obj["body"]
+    request: dict[str, Any] = {"custom_id": obj["custom_id"], "messages": body["messages"]}
     request.update({k: body[k] for k in CARRIED if body.get(k) is not None})
     return request
 
 
-def _check_messages(messages: Any) -> None:
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages must be a non-empty list")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ValueError(f"messages[{i}] must be an object with role and content")
-        if message.get("role") not in ROLES:
-            raise ValueError(f"messages[{i}].role must be one of {', '.join(ROLES)}")
-        if not isinstance(message.get("content"), str):
-            raise ValueError(f"messages[{i}].content must be a string")
-
-
-def _check_optional(obj: dict[str, Any]) -> None:
-    model = obj.get("model")
-    if model is not None and (not isinstance(model, str) or not model):
-        raise ValueError("model must be a non-empty string")
-    temperature = obj.get("temperature")
-    if temperature is not None and (
-        isinstance(temperature, bool) or not isinstance(temperature, int | float)
-    ):
-        raise ValueError("temperature must be a number")
+def _check(obj: dict[str, Any]) -> None:
+    """The server's own rules, so a bad line is named here before anything is sent."""
+    try:
+        request_from(obj, Defaults())
+    except InvalidRequest as exc:
+        raise ValueError(str(exc)) from None

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.batch_input import DEFAULT_MODEL, Defaults, Limits, parse_inline, parse_jsonl
+from api.batch_input import Limits, parse_inline, parse_jsonl
 from api.deps import ServicesDep, TenantDep
 from api.errors import ApiError
+from api.request_rules import DEFAULT_MODEL, Defaults
 from api.schemas import CreateBatch
 from api.services import Services
 from api.views import list_object, present

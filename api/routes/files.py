@@ -9,9 +9,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
 from api import output_files
-from api.batch_input import Defaults, Limits, parse_jsonl
+from api.batch_input import Limits, parse_jsonl
 from api.deps import ServicesDep, TenantDep
 from api.errors import ApiError
+from api.request_rules import Defaults
 from api.services import Services
 from api.views import list_object, stored_file_object
 from models import files
