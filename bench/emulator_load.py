@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from api.cli.embedded import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BODY = {
     "model": {"id": "gpt-3.5-turbo", "name": "GPT-3.5"},
@@ -32,13 +33,6 @@ BODY = {
     "temperature": 0.7,
     "prompt": "You are a helpful assistant.",
 }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu(pid: int) -> float:

@@ -32,9 +32,9 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from api.cli.embedded import free_port  # noqa: E402
 from bench.procs import (  # noqa: E402
     Processes,
-    free_port,
     proc_cpu,
     proc_mem_mib,
     start_redis,

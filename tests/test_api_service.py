@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 
 import httpx
 
+from api.cli.embedded import free_port
 from tests.support.api import ApiServer
 from tests.support.stack import service_env
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_ready_when_sql_and_redis_answer(shared_api: ApiServer) -> None:
@@ -28,7 +22,7 @@ def test_not_ready_names_redis_when_it_is_down_but_stays_alive(
 ) -> None:
     env = service_env(
         database_url=shared_database_url,
-        redis_url=f"redis://127.0.0.1:{_closed_port()}/0",
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
         prefix="aivtest-down",
     )
     server = api_server(env)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.cli.embedded import free_port
 from tests.support.stack import Stack
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = "Привет! Как дела?"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ApiServer:

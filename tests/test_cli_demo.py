@@ -6,7 +6,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.cli.embedded import free_port
+
 pytestmark = pytest.mark.slow
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 DEMO_TIMEOUT = 100
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def demo_env(tmp_path: Path) -> dict[str, str]:
@@ -35,7 +30,7 @@ def demo_env(tmp_path: Path) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
     env["AIVBATCH_DATA_DIR"] = str(tmp_path / "data")
-    env["AIVBATCH_REDIS_URL"] = f"redis://127.0.0.1:{closed_port()}/0"
+    env["AIVBATCH_REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     return env
 
 

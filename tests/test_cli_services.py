@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+from api.cli.embedded import free_port
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +28,8 @@ for chunk in response:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_emulator_command_serves_the_seed_example(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
     log = (tmp_path / "emulator.log").open("wb")
     proc = subprocess.Popen(

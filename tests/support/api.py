@@ -9,7 +9,6 @@ httpx client bound to it, sending the key as a bearer token.
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import redis
 
+from api.cli.embedded import free_port
 from models.apikeys import create_key
 from models.db import Database
 from models.types import utcnow
@@ -30,19 +30,13 @@ from tests.support.stack import Stack, service_env
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class ApiServer:
     """One API process."""
 
     env: dict[str, str]
     log: Path
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     clients: list[httpx.Client] = field(default_factory=list)
 

@@ -37,13 +37,9 @@ from typing import Any
 import httpx
 import pytest
 
+from api.cli.embedded import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _flag_value(value: object) -> str:
@@ -71,7 +67,7 @@ class EmulatorServer:
     ) -> None:
         self.options = dict(options)
         self._free_to_move = port is None
-        self.port = port or _free_port()
+        self.port = port or free_port()
         if log is None:
             fd, name = tempfile.mkstemp(prefix="aivemu-", suffix=".log")
             os.close(fd)
@@ -108,7 +104,7 @@ class EmulatorServer:
             if not (self._free_to_move and "Address already in use" in str(exc)):
                 raise
             self.stop()
-            self.port = _free_port()
+            self.port = free_port()
             return self._start(timeout)
 
     def _start(self, timeout: float) -> EmulatorServer:

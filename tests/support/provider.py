@@ -12,12 +12,12 @@ message; ``PATHS`` names the sync and async streaming paths for ``parametrize``.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
+from api.cli.embedded import free_port
 from models.settings import get_settings
 from worker.providers.aivvm import Aivvm
 from worker.providers.base import Message
@@ -83,6 +83,4 @@ async def agather(**kwargs: Any) -> list[str]:
 
 def closed_port() -> int:
     """A local port that was free a moment ago, so nothing listens on it."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()

