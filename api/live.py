@@ -25,6 +25,7 @@ from models.rediskeys import (
     EV_BATCH,
     EV_CHUNK,
     EV_DONE,
+    EV_ERROR,
     EV_JOB,
     EV_RETRY,
     F_ATTEMPT,
@@ -41,8 +42,9 @@ PROGRESS_EVERY = 0.5
 SQL_EVERY = 2.0
 KEEPALIVE_EVERY = 15.0
 # How long a job may be finished in SQL before its stream's missing end is made up from SQL:
-# the worker writes SQL first and Redis right after.
-TERMINAL_GRACE = 3.0
+# a live worker writes it right after SQL, the dispatcher's repair (worker/repair.py) within
+# about six seconds for a worker that died in between.
+TERMINAL_GRACE = 8.0
 READ_COUNT = 500
 
 
@@ -205,7 +207,7 @@ def _final_from_sql(job: Job) -> tuple[str, dict[str, Any]]:
         "code": job.error_code or "",
         "message": job.error_message or "",
     }
-    return "error", data
+    return EV_ERROR, data
 
 
 def _chunk_data(event: str, fields: dict[str, str]) -> dict[str, Any]:
