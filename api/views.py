@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import batches
-from models.states import BatchStatus, JobStatus
+from models.states import BATCH_TIMESTAMPS, BatchStatus, JobStatus
 from models.tables import Batch, Job, StoredFile
 
 FINAL_BATCH_STATES = (
@@ -18,17 +18,6 @@ FINAL_BATCH_STATES = (
     BatchStatus.FAILED,
     BatchStatus.CANCELLED,
     BatchStatus.EXPIRED,
-)
-_BATCH_STAMPS = (
-    "created_at",
-    "in_progress_at",
-    "expires_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelling_at",
-    "cancelled_at",
 )
 OUTPUT_FILE_PREFIX = "file-output-"
 ERROR_FILE_PREFIX = "file-errors-"
@@ -67,7 +56,7 @@ def batch_object(batch: Batch, counts: dict[str, int], usage: tuple[int, int]) -
         "output_file_id": output_file_id(batch.id) if ended and succeeded else None,
         "error_file_id": error_file_id(batch.id) if ended and unsuccessful else None,
     }
-    obj.update({name: unix(getattr(batch, name)) for name in _BATCH_STAMPS})
+    obj.update({name: unix(getattr(batch, name)) for name in BATCH_TIMESTAMPS})
     obj["request_counts"] = {
         "total": batch.total,
         "completed": succeeded,

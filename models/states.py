@@ -39,3 +39,17 @@ class BatchStatus(StrEnum):
 
 
 OPEN_BATCH_STATES = (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING)
+
+
+# When a batch entered each state (and when its window ends), in the order they happen.
+BATCH_TIMESTAMPS = (
+    "created_at",
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+    "expires_at",
+)

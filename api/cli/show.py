@@ -10,6 +10,7 @@ from rich.text import Text
 
 from api.cli.common import when
 from api.cli.view import STATE_STYLES
+from models.states import BATCH_TIMESTAMPS
 
 STATUS_STYLES = {
     "completed": "green",
@@ -21,17 +22,6 @@ STATUS_STYLES = {
     "expired": "magenta",
     "failed": "red",
 }
-TIMESTAMPS = (
-    "created_at",
-    "in_progress_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelling_at",
-    "cancelled_at",
-    "expires_at",
-)
 
 
 def status_text(status: str) -> Text:
@@ -53,7 +43,7 @@ def batch_detail(batch: dict[str, Any]) -> RenderableType:
     times = Table(title="timestamps", title_justify="left", show_header=False, box=None)
     times.add_column("event")
     times.add_column("at")
-    for name in TIMESTAMPS:
+    for name in BATCH_TIMESTAMPS:
         if batch.get(name) is not None:
             times.add_row(name.removesuffix("_at"), when(batch[name]))
     usage: dict[str, Any] = batch.get("usage") or {}
