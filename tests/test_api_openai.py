@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
 
 import openai
 import pytest
@@ -17,6 +18,14 @@ from tests.support.pipeline import jobs_of
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def client(running: Running) -> Iterator[openai.OpenAI]:
+    """The official client, pointed at the service with the test tenant's key."""
+    key = running.api.headers["authorization"].removeprefix("Bearer ")
+    with openai.OpenAI(base_url=f"{running.server.url}/v1", api_key=key, max_retries=0) as sdk:
+        yield sdk
+
+
 def _line(custom_id: str, content: str, model: str = "gpt-3.5-turbo") -> str:
     body = {"model": model, "messages": [{"role": "user", "content": content}], "temperature": 0.3}
     return json.dumps(
@@ -26,10 +35,8 @@ def _line(custom_id: str, content: str, model: str = "gpt-3.5-turbo") -> str:
 
 
 def test_files_create_batches_create_retrieve_content_parse(
-    running: Running, database: Database
+    running: Running, database: Database, client: openai.OpenAI
 ) -> None:
-    key = running.api.headers["authorization"].removeprefix("Bearer ")
-    client = openai.OpenAI(base_url=f"{running.server.url}/v1", api_key=key, max_retries=0)
     lines = [_line(f"req-{i}", f"Привет! Как дела? #{i}") for i in range(8)]
     lines.append(_line("no-such-model", "hi", model="gpt-5"))
     lines.append(_line("refused", marker(fault="403")))
@@ -83,15 +90,16 @@ def test_files_create_batches_create_retrieve_content_parse(
         client.batches.cancel(batch.id)
 
 
-def test_sdk_errors_carry_the_line_numbers(running: Running) -> None:
-    key = running.api.headers["authorization"].removeprefix("Bearer ")
-    client = openai.OpenAI(base_url=f"{running.server.url}/v1", api_key=key, max_retries=0)
+def test_sdk_errors_carry_the_line_numbers(running: Running, client: openai.OpenAI) -> None:
     bad = "\n".join([_line("a", "x"), "{oops", _line("a", "y")]).encode()
     with pytest.raises(openai.BadRequestError) as caught:
         client.files.create(file=("bad.jsonl", io.BytesIO(bad)), purpose="batch")
     assert caught.value.code == "invalid_jsonl"
     assert "line 2: not valid JSON" in caught.value.message
-    with pytest.raises(openai.AuthenticationError):
+    with (
         openai.OpenAI(
             base_url=f"{running.server.url}/v1", api_key="aivb-wrong", max_retries=0
-        ).batches.list()
+        ) as stranger,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        stranger.batches.list()

@@ -18,15 +18,11 @@ pytestmark = pytest.mark.slow
 
 def test_every_job_ends_once_and_redis_joins_to_sql(
     database: Database,
-    database_url: str,
-    redis_url: str,
     redis_prefix: str,
     rclient: redis.Redis,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
-    running = stack(
-        database_url=database_url, redis_url=redis_url, prefix=redis_prefix, delay_ms=20, ttfb_ms=20
-    )
+    running = pipeline(delay_ms=20, ttfb_ms=20)
     batch_id = submit(database, 200)
     counts = running.wait_for(database, batch_id)
     assert counts["succeeded"] == 200, running.log_text()
@@ -46,16 +42,10 @@ def test_every_job_ends_once_and_redis_joins_to_sql(
 
 def test_a_worker_never_runs_more_streams_than_it_holds(
     database: Database,
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
     # Groups of 16 offered to a worker of 3 streams: they must shrink to fit it.
-    running = stack(
-        database_url=database_url,
-        redis_url=redis_url,
-        prefix=redis_prefix,
+    running = pipeline(
         settings={"WORKER_STREAMS": "3", "DISPATCH_GROUP": "16"},
         delay_ms=60,
         chunks=10,

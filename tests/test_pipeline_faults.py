@@ -37,16 +37,11 @@ def _assert_answered_once(job: Job, view_done: list[dict[str, str]]) -> None:
 
 def test_killed_worker_loses_nothing_and_answers_nothing_twice(
     database: Database,
-    database_url: str,
-    redis_url: str,
     redis_prefix: str,
     rclient: redis.Redis,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
-    running = stack(
-        database_url=database_url,
-        redis_url=redis_url,
-        prefix=redis_prefix,
+    running = pipeline(
         settings={"WORKER_STREAMS": "50"},
         delay_ms=100,
         ttfb_ms=50,
@@ -110,16 +105,11 @@ def test_flushall_mid_batch_loses_nothing(
 
 def test_upstream_faults_are_retried_and_refusals_fail_once(
     database: Database,
-    database_url: str,
-    redis_url: str,
     redis_prefix: str,
     rclient: redis.Redis,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
-    running = stack(
-        database_url=database_url,
-        redis_url=redis_url,
-        prefix=redis_prefix,
+    running = pipeline(
         delay_ms=10,
         ttfb_ms=10,
         fault_rate=0.33,
@@ -156,18 +146,12 @@ def test_upstream_faults_are_retried_and_refusals_fail_once(
 
 def test_cancel_stops_running_jobs_and_keeps_their_partial_output(
     database: Database,
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
     from models.batches import cancel_batch
     from models.types import utcnow
 
-    running = stack(
-        database_url=database_url,
-        redis_url=redis_url,
-        prefix=redis_prefix,
+    running = pipeline(
         settings={"WORKER_STREAMS": "16"},
         delay_ms=300,
         ttfb_ms=10,
@@ -192,15 +176,9 @@ def test_cancel_stops_running_jobs_and_keeps_their_partial_output(
 
 def test_expiry_keeps_finished_work(
     database: Database,
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
 ) -> None:
-    running = stack(
-        database_url=database_url,
-        redis_url=redis_url,
-        prefix=redis_prefix,
+    running = pipeline(
         settings={"WORKER_STREAMS": "16"},
         delay_ms=100,
         ttfb_ms=10,

@@ -200,15 +200,10 @@ class Running:
 @pytest.fixture
 def running(
     database: Database,
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    stack: Callable[..., Stack],
+    pipeline: Callable[..., Stack],
     api_server: Callable[[dict[str, str]], ApiServer],
 ) -> Running:
     """A running service for end-to-end tests, on each backend in turn."""
-    pipeline = stack(
-        database_url=database_url, redis_url=redis_url, prefix=redis_prefix, delay_ms=40
-    )
-    server = api_server(pipeline.env)
-    return Running(pipeline, server, server.client(new_key(database, "live")))
+    started = pipeline(delay_ms=40)
+    server = api_server(started.env)
+    return Running(started, server, server.client(new_key(database, "live")))

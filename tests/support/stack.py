@@ -162,3 +162,16 @@ def stack(
     yield make
     for running in made:
         running.stop()
+
+
+@pytest.fixture
+def pipeline(
+    stack: Callable[..., Stack], database_url: str, redis_url: str, redis_prefix: str
+) -> Callable[..., Stack]:
+    """``stack`` on this test's database (each backend in turn), Redis and key prefix:
+    ``pipeline(workers=1, settings={...}, **emulator)``."""
+
+    def start(**options: Any) -> Stack:
+        return stack(database_url=database_url, redis_url=redis_url, prefix=redis_prefix, **options)
+
+    return start
