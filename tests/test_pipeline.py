@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import redis
 
 from models.db import Database
+from models.migrate import upgrade
 from models.rediskeys import EV_DONE, EV_ERROR, EV_RETRY, RedisKeys
 from tests.support.pipeline import jobs_of, read_stream, submit
 from tests.support.stack import Stack
@@ -61,3 +63,20 @@ def test_a_worker_never_runs_more_streams_than_it_holds(
         time.sleep(0.05)
     assert running.wait_for(database, batch_id)["succeeded"] == 12
     assert 1 <= most <= 3, most
+
+
+def test_workers_started_before_the_schema_wait_for_it(
+    tmp_path: Path, redis_url: str, redis_prefix: str, stack: Callable[..., Stack]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'later.db'}"
+    running = stack(database_url=url, redis_url=redis_url, prefix=redis_prefix, delay_ms=10)
+    time.sleep(3)  # both are up, and the database has no tables yet
+    assert all(p.poll() is None for p in [*running.workers, running.dispatcher]), running.log_text()
+    upgrade(url)
+    db = Database.from_url(url)
+    try:
+        batch_id = submit(db, 5)
+        assert running.wait_for(db, batch_id, timeout=60)["succeeded"] == 5
+    finally:
+        db.dispose()
+    assert "waiting for the database schema" in running.log_text()

@@ -29,6 +29,7 @@ from celery import Celery
 
 from models import batches, dispatch, jobs
 from models.db import Database
+from models.migrate import wait_until_current
 from models.rediskeys import RedisKeys
 from models.settings import Settings, get_settings
 from models.states import JobStatus
@@ -128,6 +129,9 @@ def run_forever(stop: threading.Event) -> None:
 
     settings = get_settings()
     db = Database.from_url(settings.sql_url)
+    if not wait_until_current(db.engine, log, stopped=stop.is_set):
+        db.dispose()
+        return
     pool = redis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=4, timeout=5)
     client = redis.Redis(connection_pool=pool)
     dispatcher = Dispatcher(settings, db, client, app)

@@ -21,6 +21,7 @@ import uvloop
 
 from models import dispatch, jobs
 from models.db import Database
+from models.migrate import wait_until_current
 from models.settings import Settings
 from models.types import utcnow
 from worker.engine import Engine
@@ -41,6 +42,7 @@ class Runtime:
         self.capacity = settings.worker_streams
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.db = Database.from_url(settings.sql_url)
+        wait_until_current(self.db.engine, log)
         self.sql = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
         self._room = threading.Condition()
         self._in_flight = 0

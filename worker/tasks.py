@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from celery.signals import worker_init, worker_shutdown
@@ -10,13 +12,21 @@ from models.settings import get_settings
 from worker.celery_app import RUN_JOBS, app
 from worker.runtime import Runtime
 
+log = logging.getLogger(__name__)
+
 _runtime: Runtime | None = None
 
 
 @worker_init.connect
 def _start_runtime(**_kwargs: Any) -> None:
     global _runtime
-    _runtime = Runtime(get_settings())
+    try:
+        _runtime = Runtime(get_settings())
+    except Exception:
+        # Celery would log this and go on taking messages it cannot run: exit instead, so
+        # whatever supervises the worker sees it and starts it again.
+        log.exception("the worker runtime could not start; exiting")
+        os._exit(1)
 
 
 @worker_shutdown.connect
