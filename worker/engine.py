@@ -2,8 +2,8 @@
 
 Streams run as asyncio tasks; SQL runs in a small thread pool so the loop never blocks.
 Outcomes are written in batches (one transaction for all that ended in the same few
-milliseconds), and only after SQL has them are their terminal entries sent to Redis, so
-Redis never announces a result that SQL does not hold.
+milliseconds). Their chunks are flushed to Redis before, and their terminal entries sent
+after, so Redis never announces a result that SQL does not hold.
 """
 
 from __future__ import annotations
@@ -117,6 +117,10 @@ class Engine:
             await self._ended_signal.wait()
             self._ended_signal.clear()
             ended, self._ended = self._ended, []
+            # The attempts' last chunks reach Redis before SQL records them as ended: a worker
+            # killed in between then leaves streams whose text is whole, only their terminal
+            # entries missing (the dispatcher's repair writes those from SQL).
+            await self.writer.flush()
             try:
                 applied = await loop.run_in_executor(self.sql, self._write, ended)
             except Exception:

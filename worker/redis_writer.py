@@ -43,6 +43,8 @@ class RedisWriter:
         self._pending = _Pending()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # One flush at a time: two pipelines in flight could land out of order.
+        self._flushing = asyncio.Lock()
         self.dropped = 0
         self.flushes = 0
 
@@ -95,7 +97,11 @@ class RedisWriter:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write everything pending now, in one round trip."""
+        """Write everything pending now, in one round trip, after any flush in flight."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         pending, self._pending = self._pending, _Pending()
         if not pending.entries and not pending.counts and not pending.sums:
             return
