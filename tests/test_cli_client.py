@@ -4,81 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from api.cli.embedded import free_port
+from tests.support.api import ApiServer
 from tests.support.stack import Stack
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = "Привет! Как дела?"
-
-
-class ApiServer:
-    """`aivbatch api` as a subprocess on a fixed port; restartable, stopped by its PID."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30) -> ApiServer:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [AIVBATCH, "api", "--port", str(self.port)],
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError(f"the API did not answer:\n{self.log.read_text()}")
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-@pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], ApiServer]]:
-    """Factory of running API processes; each is stopped at teardown."""
-    made: list[ApiServer] = []
-
-    def make(env: dict[str, str]) -> ApiServer:
-        server = ApiServer(env, tmp_path / f"api-{len(made)}.log")
-        made.append(server)
-        return server.start()
-
-    yield make
-    for server in made:
-        server.stop()
 
 
 @dataclass

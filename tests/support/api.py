@@ -1,6 +1,6 @@
 """The HTTP API as a real uvicorn subprocess, and API keys for the tests' tenants.
 
-``api_server(env) -> ApiServer`` starts ``uvicorn --factory api.app:create_app`` with that
+``api_server(env) -> ApiServer`` starts ``aivbatch api`` (migrating, then uvicorn) with that
 environment (build it with ``service_env`` or take a ``Stack``'s ``env``), waits until
 ``/healthz`` answers, and stops it by PID at teardown. ``ApiServer.client(key)`` is an
 httpx client bound to it, sending the key as a bearer token.
@@ -8,7 +8,6 @@ httpx client bound to it, sending the key as a bearer token.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -22,12 +21,14 @@ import pytest
 import redis
 
 from api.cli.embedded import free_port
+from api.cli.processes import end_process
 from models.apikeys import create_key
 from models.db import Database
 from models.types import utcnow
 from tests.support.stack import Stack, service_env
 
 ROOT = Path(__file__).resolve().parents[2]
+AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 
 
 @dataclass
@@ -46,10 +47,8 @@ class ApiServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ApiServer:
-        """Start the process and wait for /healthz."""
-        argv = [sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app"]
-        argv += ["--host", "127.0.0.1", "--port", str(self.port)]
-        argv += ["--timeout-graceful-shutdown", "2"]
+        """Start `aivbatch api` (again, on the same port) and wait for /healthz."""
+        argv = [AIVBATCH, "api", "--host", "127.0.0.1", "--port", str(self.port)]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
@@ -77,18 +76,13 @@ class ApiServer:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
     def stop(self) -> None:
-        """Stop the process by its PID: SIGTERM, then SIGKILL."""
+        """Stop the process by its PID (SIGTERM, then SIGKILL); ``start`` may follow."""
         for client in self.clients:
             client.close()
+        self.clients.clear()
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        if proc is not None:
+            end_process(proc, timeout=15)
 
 
 @dataclass
