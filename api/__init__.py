@@ -1,1 +1,1 @@
-"""The HTTP API and the `aivbatch` command line."""
+"""The HTTP API: native and OpenAI-compatible routes, auth and limits, live events."""

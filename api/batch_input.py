@@ -1,6 +1,6 @@
 """The requests of a new batch: validated whole before anything is written.
 
-Two sources, one set of rules (api/request_rules.py): inline requests of the native API
+Two sources, one set of rules (models/requests.py): inline requests of the native API
 (``request 1``, ``request 2``, …) and the lines of an uploaded JSONL file (numbered as file
 lines). Every problem is collected, so the caller hears about all its bad lines at once.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.errors import BadRequests, LineProblem
-from api.request_rules import Defaults, InvalidRequest, request_from
 from models.batches import NewJob
+from models.requests import Defaults, InvalidRequest, request_from
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BODY = {
@@ -211,8 +211,7 @@ def main() -> None:
     flags += ["--ttfb-ms", str(args.ttfb_ms), "--delay-ms", str(args.delay_ms)]
     with log.open("ab") as out:
         emu = subprocess.Popen(
-            [sys.executable, "-m", "worker.emulator", "--host", "127.0.0.1", "--port", str(port)]
-            + flags,
+            [sys.executable, "-m", "emulator", "--host", "127.0.0.1", "--port", str(port)] + flags,
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -32,7 +32,6 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.cli.embedded import free_port  # noqa: E402
 from bench.procs import (  # noqa: E402
     Processes,
     proc_cpu,
@@ -40,6 +39,7 @@ from bench.procs import (  # noqa: E402
     start_redis,
     wait_http,
 )
+from cli.embedded import free_port  # noqa: E402
 from models.batches import NewJob, create_batch  # noqa: E402
 from models.db import Database  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
@@ -180,7 +180,7 @@ def main() -> None:
             [
                 sys.executable,
                 "-m",
-                "worker.emulator",
+                "emulator",
                 "--host",
                 "127.0.0.1",
                 "--port",

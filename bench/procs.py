@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api.cli.embedded import EmbeddedRedis
+from cli.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,8 +26,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from api.cli.embedded import free_port  # noqa: E402
 from bench.procs import Processes, proc_mem_mib, start_redis, wait_http  # noqa: E402
+from cli.embedded import free_port  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
 
 

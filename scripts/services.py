@@ -34,7 +34,7 @@ def _postgres_answers(url: str) -> bool:
 
 
 def _start_redis(stops: list[Callable[[], None]]) -> str:
-    from api.cli.embedded import EmbeddedRedis
+    from cli.embedded import EmbeddedRedis
 
     try:
         server = EmbeddedRedis.start()
@@ -63,7 +63,7 @@ def main(argv: list[str]) -> int:
         return 2
     command = argv[argv.index("--") + 1 :]
     # Imported only now, so that the usage text above needs neither redis nor the project.
-    from api.cli.embedded import redis_answers
+    from cli.embedded import redis_answers
 
     stops: list[Callable[[], None]] = []
     env = dict(os.environ)

@@ -12,7 +12,7 @@ import pytest
 import redis
 from sqlalchemy import text
 
-from api.cli.client import SseEvent, parse_sse
+from cli.client import SseEvent, parse_sse
 from models.db import Database
 from models.rediskeys import RedisKeys
 from tests.support.api import Running

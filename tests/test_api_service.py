@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import httpx
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 from tests.support.api import ApiServer
 from tests.support.stack import service_env
 

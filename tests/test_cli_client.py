@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 from tests.support.api import ApiServer
 from tests.support.stack import Stack
 

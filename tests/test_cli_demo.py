@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 
 pytestmark = pytest.mark.slow
 

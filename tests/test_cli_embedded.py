@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from api.cli.embedded import EmbeddedRedis, free_port, redis_answers
-from api.cli.processes import Supervisor
+from cli.embedded import EmbeddedRedis, free_port, redis_answers
+from cli.processes import Supervisor
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def test_embedded_redis_dies_with_a_killed_parent(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys, time\n"
-            "from api.cli.embedded import EmbeddedRedis\n"
+            "from cli.embedded import EmbeddedRedis\n"
             "s = EmbeddedRedis.start()\n"
             "print(s.pid, flush=True)\n"
             "time.sleep(60)\n",

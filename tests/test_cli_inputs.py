@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from api.cli.inputs import InputError, parse_lines, read_requests
+from cli.inputs import InputError, parse_lines, read_requests
 
 HELLO = "Привет! Как дела?"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,1 +1,1 @@
-"""Celery workers, the dispatcher, providers and the Aivvm-protocol emulator."""
+"""Celery workers, the streaming runtime, the dispatcher and the upstream providers."""

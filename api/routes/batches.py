@@ -9,12 +9,12 @@ from fastapi import APIRouter, Query
 from api.batch_input import Limits, parse_inline, parse_jsonl
 from api.deps import ServicesDep, TenantDep
 from api.errors import ApiError
-from api.request_rules import DEFAULT_MODEL, Defaults
 from api.schemas import CreateBatch
 from api.services import Services
 from api.views import list_object, present
 from models import batches, files
 from models.batches import NewJob
+from models.requests import DEFAULT_MODEL, Defaults
 from models.states import BatchStatus
 from models.types import utcnow
 

@@ -12,11 +12,11 @@ from api import output_files
 from api.batch_input import Limits, parse_jsonl
 from api.deps import ServicesDep, TenantDep
 from api.errors import ApiError
-from api.request_rules import Defaults
 from api.services import Services
 from api.views import list_object, stored_file_object
 from models import files
 from models.errors import Conflict
+from models.requests import Defaults
 from models.types import utcnow
 
 router = APIRouter(prefix="/v1/files", tags=["files"])

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import redis
 
-from api.cli.embedded import free_port
-from api.cli.processes import end_process
+from cli.embedded import free_port
+from cli.processes import end_process
 from models.apikeys import create_key
 from models.db import Database
 from models.types import utcnow

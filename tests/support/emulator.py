@@ -3,7 +3,7 @@
 Interface (kept stable; provider and pipeline tests rely on it):
 
 - fixture ``emulator``: a factory. ``emulator(**options) -> EmulatorServer`` starts
-  ``python -m worker.emulator --host 127.0.0.1 --port <free port> <options as flags>``
+  ``python -m emulator --host 127.0.0.1 --port <free port> <options as flags>``
   (``delay_ms=10`` becomes ``--delay-ms 10``; a list or tuple is joined with commas, e.g.
   ``faults=["429", "reset"]``), waits until it answers, and stops it by PID at teardown.
   ``AIVBATCH_EMULATOR_*`` variables of the calling environment are not passed on, so only
@@ -17,7 +17,7 @@ Interface (kept stable; provider and pipeline tests rely on it):
 - ``marker(**kv) -> str``: the ``[[emulator k=v ...]]`` string to put in a message's
   content, e.g. ``marker(fault="429", times=1, tag="j1")``. Keys: chunks, chunk_size,
   ttfb_ms, delay_ms, fault (429, 500, 403, html, reset, stall), times, retry_after, after,
-  stall_seconds, tag; see ``worker.emulator.faults``.
+  stall_seconds, tag; see ``emulator.faults``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ class EmulatorServer:
         return self._proc.pid if self._proc and self._proc.poll() is None else None
 
     def _argv(self) -> list[str]:
-        argv = [sys.executable, "-m", "worker.emulator", "--host", "127.0.0.1"]
+        argv = [sys.executable, "-m", "emulator", "--host", "127.0.0.1"]
         argv += ["--port", str(self.port)]
         for key, value in self.options.items():
             argv += ["--" + key.replace("_", "-"), _flag_value(value)]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from api.cli.embedded import free_port
+from cli.embedded import free_port
 from models.settings import get_settings
 from worker.providers.aivvm import Aivvm
 from worker.providers.base import Message

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 import redis
 
-from api.cli.embedded import EmbeddedRedis
+from cli.embedded import EmbeddedRedis
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/15"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

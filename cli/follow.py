@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 
-from api.cli.client import Api, ApiError, SseEvent
+from cli.client import Api, ApiError, SseEvent
 
 # Waits between reconnection attempts; the last one repeats until GIVE_UP_AFTER.
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 3.0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from api.request_rules import Defaults, InvalidRequest, request_from
+from models.requests import Defaults, InvalidRequest, request_from
 
 FORMATS = ("auto", "native", "openai", "text")
 # Fields of an OpenAI request body that a native request carries over as they are.

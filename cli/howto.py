@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from api.cli.embedded import redis_binary
+from cli.embedded import redis_binary
 from models.rediskeys import RedisKeys
 
 

@@ -1,6 +1,6 @@
 """`aivbatch keys`: API keys, made and revoked straight in SQL (no API needed, nor running).
 
-The SQL modules are imported inside the commands: see api/cli/schema.py for why.
+The SQL modules are imported inside the commands: see cli/schema.py for why.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli.common import err, fail, out
-from api.cli.schema import upgrade
+from cli.common import err, fail, out
+from cli.schema import upgrade
 from models.errors import AivbatchError
 from models.settings import get_settings
 

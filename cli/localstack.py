@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from api.cli.embedded import EmbeddedRedis, free_port, redis_answers
-from api.cli.processes import Child, Supervisor
-from api.cli.schema import upgrade
-from api.cli.services import api_argv
+from cli.embedded import EmbeddedRedis, free_port, redis_answers
+from cli.processes import Child, Supervisor
+from cli.schema import upgrade
+from cli.services import api_argv
 from models.settings import Settings
 
 START_TIMEOUT = 30.0
@@ -81,7 +81,7 @@ def start_stack(settings: Settings, sup: Supervisor, options: StackOptions) -> L
         port = options.emulator_port or free_port()
         emulator = sup.start_module(
             "emulator",
-            "worker.emulator",
+            "emulator",
             *("--host", "127.0.0.1", "--port", str(port), *options.emulator_args),
         )
         stack.aivvm_url, stack.emulated = f"http://127.0.0.1:{port}", True

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
-from worker.emulator.config import FAULT_KINDS, EmulatorSettings
+from emulator.config import FAULT_KINDS, EmulatorSettings
 
 MARKER = re.compile(r"\[\[emulator(?:\s+([^\]]*?))?\s*\]\]")
 _TAG = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")

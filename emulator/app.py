@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
-from worker.emulator.config import EmulatorSettings
-from worker.emulator.faults import FaultBook, Overrides
-from worker.emulator.request import MODELS, RequestError, parse_chat
-from worker.emulator.responses import (
+from emulator.config import EmulatorSettings
+from emulator.faults import FaultBook, Overrides
+from emulator.request import MODELS, RequestError, parse_chat
+from emulator.responses import (
     BLOCKED_PAGE,
     CHALLENGE_PAGE,
     TEXT_HEADERS,
@@ -27,8 +27,8 @@ from worker.emulator.responses import (
     send_json,
     send_whole,
 )
-from worker.emulator.stats import Stats
-from worker.emulator.text import answer_chunks
+from emulator.stats import Stats
+from emulator.text import answer_chunks
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

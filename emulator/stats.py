@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from worker.emulator.config import FAULT_KINDS
+from emulator.config import FAULT_KINDS
 
 
 class Stats:

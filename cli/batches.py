@@ -14,11 +14,11 @@ from urllib.parse import quote
 import typer
 from rich.markup import escape
 
-from api.cli.client import DEFAULT_API_URL, Api, ApiKey, ApiUrl
-from api.cli.common import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, connect, err, fail, out
-from api.cli.inputs import InputError, read_requests
-from api.cli.show import batch_detail, batch_list, outcome
-from api.cli.watch import WatchError, watch_batch
+from cli.client import DEFAULT_API_URL, Api, ApiKey, ApiUrl
+from cli.common import EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, connect, err, fail, out
+from cli.inputs import InputError, read_requests
+from cli.show import batch_detail, batch_list, outcome
+from cli.watch import WatchError, watch_batch
 
 
 class InputFormat(StrEnum):

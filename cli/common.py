@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from api.cli.client import Api, ApiError
+from cli.client import Api, ApiError
 
 # Piped output (a file, a test) gets long lines rather than tables folded at 80 columns.
 PIPE_WIDTH = 120

@@ -1,7 +1,7 @@
 """Commands that run the service's processes.
 
-They start programs by module name rather than importing them, so the command line (part
-of the api room) never imports worker internals.
+They start programs by module name rather than importing them, so the command line never
+imports the API, worker or emulator internals.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from api.cli.schema import shown_url, upgrade
+from cli.schema import shown_url, upgrade
 from models.settings import get_settings
 
 # Open event streams would otherwise hold a stopping API until every watcher leaves.
@@ -75,10 +75,10 @@ def emulator(
 
     Every other option goes through unchanged: --chunks, --chunk-size, --ttfb-ms,
     --delay-ms, --fault-rate, --faults, --fault-times, --retry-after, --stall-seconds
-    (see `python -m worker.emulator --help`). Unset options keep AIVBATCH_EMULATOR_* values.
+    (see `python -m emulator --help`). Unset options keep AIVBATCH_EMULATOR_* values.
     """
     args = [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
-    _exec_module("worker.emulator", [*args, *ctx.args])
+    _exec_module("emulator", [*args, *ctx.args])
 
 
 def register(app: typer.Typer) -> None:

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from api.cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
-from api.cli.processes import StopRequested, Supervisor, stop_on_signals
+from cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
+from cli.processes import StopRequested, Supervisor, stop_on_signals
 from models.settings import get_settings
 
 console = Console(highlight=False)

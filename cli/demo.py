@@ -10,15 +10,15 @@ from urllib.parse import quote
 import typer
 from rich.markup import escape
 
-from api.cli import howto
-from api.cli.client import Api, ApiError
-from api.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, out
-from api.cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
-from api.cli.processes import StopRequested, Supervisor, stop_on_signals
-from api.cli.samples import RUSSIAN_ID, sample_requests
-from api.cli.show import outcome
-from api.cli.up import show
-from api.cli.watch import WatchError, watch_batch
+from cli import howto
+from cli.client import Api, ApiError
+from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, out
+from cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
+from cli.processes import StopRequested, Supervisor, stop_on_signals
+from cli.samples import RUSSIAN_ID, sample_requests
+from cli.show import outcome
+from cli.up import show
+from cli.watch import WatchError, watch_batch
 from models.settings import Settings, get_settings
 
 DEFAULT_PORT = 8000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import batches, demo, keys, services, up
+from cli import batches, demo, keys, services, up
 
 app = typer.Typer(
     name="aivbatch",

@@ -10,7 +10,7 @@ from types import TracebackType
 
 import redis
 
-from api.cli.processes import end_process, orphan_guard
+from cli.processes import end_process, orphan_guard
 
 
 def free_port() -> int:

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from worker.emulator.faults import MarkerError, Overrides, parse_markers, strip_markers
-from worker.emulator.text import is_cyrillic
+from emulator.faults import MarkerError, Overrides, parse_markers, strip_markers
+from emulator.text import is_cyrillic
 
 # The model table of the original provider: id -> display name.
 MODELS = {

@@ -1,4 +1,4 @@
-"""``python -m worker.emulator [flags]``: serve the emulator with uvicorn (httptools, uvloop)."""
+"""``python -m emulator [flags]``: serve the emulator with uvicorn (httptools, uvloop)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
-from worker.emulator.app import EmulatedReset, create_app
-from worker.emulator.config import EmulatorSettings
+from emulator.app import EmulatedReset, create_app
+from emulator.config import EmulatorSettings
 
 _FLAGS: list[tuple[str, type, str]] = [
     ("host", str, "address to listen on"),
@@ -38,7 +38,7 @@ class _DropEmulatedResets(logging.Filter):
 def parse_settings(argv: list[str] | None = None) -> EmulatorSettings:
     """Settings from flags, falling back to AIVBATCH_EMULATOR_* variables, then defaults."""
     parser = argparse.ArgumentParser(
-        prog="python -m worker.emulator",
+        prog="python -m emulator",
         description="The Aivvm-protocol emulator: a stand-in upstream, not the real service. "
         "Each flag defaults to AIVBATCH_EMULATOR_<NAME>, else to the value shown.",
     )

@@ -16,9 +16,9 @@ from urllib.parse import quote
 from rich.console import Console
 from rich.live import Live
 
-from api.cli.client import Api, ApiError
-from api.cli.follow import follow
-from api.cli.view import BatchView, LiveText
+from cli.client import Api, ApiError
+from cli.follow import follow
+from cli.view import BatchView, LiveText
 
 TICK = 0.1
 # How often the throughput is re-sampled when no progress arrives, so it decays to zero.

@@ -8,8 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from api.cli.common import when
-from api.cli.view import STATE_STYLES
+from cli.common import when
+from cli.view import STATE_STYLES
 from models.states import BATCH_TIMESTAMPS
 
 STATUS_STYLES = {

@@ -1,0 +1,1 @@
+"""The `aivbatch` command line: client commands, process commands, the local stack."""
