@@ -19,20 +19,20 @@ from fastapi.concurrency import run_in_threadpool
 from redis.exceptions import RedisError
 
 from api.services import Services
-from api.views import FINAL_BATCH_STATES, present
+from api.views import present
 from models import batches, results
 from models.rediskeys import (
     EV_BATCH,
     EV_CHUNK,
     EV_DONE,
-    EV_ERROR,
     EV_JOB,
     EV_RETRY,
     F_ATTEMPT,
     F_EVENT,
     TERMINAL_EVENTS,
+    outcome_entry,
 )
-from models.states import TERMINAL_JOB_STATES, JobStatus
+from models.states import ENDED_BATCH_STATES, TERMINAL_JOB_STATES, JobStatus
 from models.tables import Job
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def _sql_progress(services: Services, batch_id: str) -> tuple[_Progress, dict[st
     with services.db.read() as session:
         p = batches.progress(session, batch_id, None)
         state = _Progress(str(p.batch.status), p.batch.total, p.counts)
-        ended = present(session, [p.batch])[0] if p.batch.status in FINAL_BATCH_STATES else None
+        ended = present(session, [p.batch])[0] if p.batch.status in ENDED_BATCH_STATES else None
     return state, ended
 
 
@@ -199,15 +199,11 @@ def _job_now(services: Services, batch_id: str, custom_id: str) -> Job:
 
 
 def _final_from_sql(job: Job) -> tuple[str, dict[str, Any]]:
-    if job.status == JobStatus.SUCCEEDED:
-        return EV_DONE, {"attempt": job.attempt, "status": job.status, "chars": job.chars_out}
-    data = {
-        "attempt": job.attempt,
-        "status": job.status,
-        "code": job.error_code or "",
-        "message": job.error_message or "",
-    }
-    return EV_ERROR, data
+    """The terminal event of a finished job, as its stream's terminal entry would give it."""
+    entry = outcome_entry(
+        job.status, job.attempt, chars=job.chars_out, code=job.error_code, message=job.error_message
+    )
+    return entry[F_EVENT], _chunk_data(entry[F_EVENT], entry)
 
 
 def _chunk_data(event: str, fields: dict[str, str]) -> dict[str, Any]:

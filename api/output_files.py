@@ -12,20 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.services import Services
-from api.views import (
-    ERROR_FILE_PREFIX,
-    FINAL_BATCH_STATES,
-    OUTPUT_FILE_PREFIX,
-    file_object,
-    jsonl,
-    unix,
-)
+from api.views import ERROR_FILE_PREFIX, OUTPUT_FILE_PREFIX, file_object, jsonl, unix
 from models import batches, results
 from models.errors import NotFound
-from models.states import JobStatus
+from models.states import ENDED_BATCH_STATES, UNSUCCESSFUL_JOB_STATES, JobStatus
 from models.tables import Batch, Job
-
-UNSUCCESSFUL = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +29,7 @@ class BatchFile:
 
     def lines(self, services: Services) -> Iterator[bytes]:
         """The file's content, line by line."""
-        states = UNSUCCESSFUL if self.errors else (JobStatus.SUCCEEDED,)
+        states = UNSUCCESSFUL_JOB_STATES if self.errors else (JobStatus.SUCCEEDED,)
         rows = results.finished_jobs(services.db.read, self.batch.id, states=states)
         make = error_line if self.errors else output_line
         return jsonl(make(job) for job in rows)
@@ -67,7 +58,7 @@ def find(services: Services, file_id: str, tenant: str) -> BatchFile | None:
                     batch = batches.get_batch(session, batch_id, tenant)
                 except NotFound:
                     raise NotFound(f"no file {file_id!r}") from None
-            if batch.status not in FINAL_BATCH_STATES:
+            if batch.status not in ENDED_BATCH_STATES:
                 raise NotFound(f"no file {file_id!r} (the batch has not ended)")
             return BatchFile(file_id, batch, errors)
     return None

@@ -10,15 +10,14 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from models import batches
-from models.states import BATCH_TIMESTAMPS, BatchStatus, JobStatus
+from models.states import (
+    BATCH_TIMESTAMPS,
+    ENDED_BATCH_STATES,
+    UNSUCCESSFUL_JOB_STATES,
+    JobStatus,
+)
 from models.tables import Batch, Job, StoredFile
 
-FINAL_BATCH_STATES = (
-    BatchStatus.COMPLETED,
-    BatchStatus.FAILED,
-    BatchStatus.CANCELLED,
-    BatchStatus.EXPIRED,
-)
 OUTPUT_FILE_PREFIX = "file-output-"
 ERROR_FILE_PREFIX = "file-errors-"
 
@@ -41,10 +40,8 @@ def error_file_id(batch_id: str) -> str:
 def batch_object(batch: Batch, counts: dict[str, int], usage: tuple[int, int]) -> dict[str, Any]:
     """OpenAI's batch object, plus counts by state and character usage."""
     succeeded = counts.get(JobStatus.SUCCEEDED, 0)
-    unsuccessful = sum(
-        counts.get(s, 0) for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
-    )
-    ended = batch.status in FINAL_BATCH_STATES
+    unsuccessful = sum(counts.get(s, 0) for s in UNSUCCESSFUL_JOB_STATES)
+    ended = batch.status in ENDED_BATCH_STATES
     obj: dict[str, Any] = {
         "id": batch.id,
         "object": "batch",

@@ -23,7 +23,7 @@ ApiKey = Annotated[
 ]
 
 
-class ApiError(Exception):
+class CallFailed(Exception):
     """The API answered with an error (``status`` set), or could not be reached (None)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -53,7 +53,7 @@ class Api:
         try:
             self.http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
         except (httpx.InvalidURL, TypeError) as exc:
-            raise ApiError(f"{base_url!r} is not a usable API URL: {exc}") from exc
+            raise CallFailed(f"{base_url!r} is not a usable API URL: {exc}") from exc
 
     def get(self, path: str, **params: Any) -> Any:
         """GET a JSON document."""
@@ -73,7 +73,7 @@ class Api:
                 self._raise_for(resp)
                 yield from resp.iter_bytes()
         except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
+            raise CallFailed(f"{self.base_url}: {_describe(exc)}") from exc
 
     def download(self, path: str, out: IO[bytes], **params: Any) -> int:
         """Stream a response body into ``out``; returns the number of bytes written."""
@@ -99,13 +99,13 @@ class Api:
                 self._raise_for(resp)
                 yield from parse_sse(resp.iter_lines())
         except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
+            raise CallFailed(f"{self.base_url}: {_describe(exc)}") from exc
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             resp = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise ApiError(f"{self.base_url}: {_describe(exc)}") from exc
+            raise CallFailed(f"{self.base_url}: {_describe(exc)}") from exc
         self._raise_for(resp)
         return resp
 
@@ -116,7 +116,7 @@ class Api:
             return resp.json()
         except ValueError as exc:
             # Something else answers at that address (a web server, a proxy's page).
-            raise ApiError(
+            raise CallFailed(
                 f"{self.base_url}{resp.url.path}: the answer is not JSON; is this an aivbatch API?",
                 resp.status_code,
             ) from exc
@@ -126,7 +126,7 @@ class Api:
         if resp.status_code < 400:
             return
         resp.read()
-        raise ApiError(f"HTTP {resp.status_code}: {error_message(resp)}", resp.status_code)
+        raise CallFailed(f"HTTP {resp.status_code}: {error_message(resp)}", resp.status_code)
 
     def close(self) -> None:
         """Close the connection pool."""

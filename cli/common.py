@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli.client import Api, ApiError
+from cli.client import Api, CallFailed
 
 # Piped output (a file, a test) gets long lines rather than tables folded at 80 columns.
 PIPE_WIDTH = 120
@@ -46,7 +46,7 @@ def connect(api_url: str, api_key: str | None) -> Iterator[Api]:
     try:
         with Api(api_url, api_key) as api:
             yield api
-    except ApiError as exc:
+    except CallFailed as exc:
         fail(str(exc))
 
 

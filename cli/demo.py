@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from cli import howto
-from cli.client import Api, ApiError
+from cli.client import Api, CallFailed
 from cli.common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NOT_COMPLETED, out
 from cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
 from cli.processes import StopRequested, Supervisor, stop_on_signals
@@ -85,7 +85,7 @@ def demo(
                 )
         except StackError as exc:
             out.print(f"[red]could not start the stack:[/] {escape(str(exc))}")
-        except (ApiError, WatchError) as exc:
+        except (CallFailed, WatchError) as exc:
             out.print(f"[red]the demo failed:[/] {escape(str(exc))}")
             out.print(f"the processes' logs are in {sup.log_dir}", soft_wrap=True)
         except (KeyboardInterrupt, StopRequested):

@@ -6,14 +6,14 @@ import threading
 import time
 from collections.abc import Collection, Iterator
 
-from cli.client import Api, ApiError, SseEvent
+from cli.client import Api, CallFailed, SseEvent
 
 # Waits between reconnection attempts; the last one repeats until GIVE_UP_AFTER.
 BACKOFF = (0.2, 0.5, 1.0, 2.0, 3.0)
 GIVE_UP_AFTER = 60.0
 
 
-def transient(exc: ApiError) -> bool:
+def transient(exc: CallFailed) -> bool:
     """Whether a failure may pass: no answer at all, or a gateway's 502/503/504."""
     return exc.status is None or exc.status in (502, 503, 504)
 
@@ -46,13 +46,13 @@ def follow(
                 if event.event in final:
                     return
             problem = "the server closed the stream before its final event"
-        except ApiError as exc:
+        except CallFailed as exc:
             if not transient(exc):
                 raise
             problem = str(exc)
         now = time.monotonic()
         failing_since = failing_since or now
         if now - failing_since > give_up_after:
-            raise ApiError(f"lost {path} for {give_up_after:.0f}s: {problem}")
+            raise CallFailed(f"lost {path} for {give_up_after:.0f}s: {problem}")
         stop.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])
         failures += 1

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from cli.common import when
 from cli.view import STATE_STYLES
-from models.states import BATCH_TIMESTAMPS
+from models.states import BATCH_TIMESTAMPS, UNSUCCESSFUL_JOB_STATES
 
 STATUS_STYLES = {
     "completed": "green",
@@ -73,7 +73,7 @@ def batch_list(batches: list[dict[str, Any]]) -> Table:
         counts: dict[str, int] = batch.get("counts") or {}
         total = (batch.get("request_counts") or {}).get("total", sum(counts.values()))
         open_ = counts.get("queued", 0) + counts.get("running", 0)
-        not_ok = sum(counts.get(s, 0) for s in ("failed", "cancelled", "expired"))
+        not_ok = sum(counts.get(s, 0) for s in UNSUCCESSFUL_JOB_STATES)
         table.add_row(
             batch["id"],
             status_text(batch["status"]),

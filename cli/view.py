@@ -11,7 +11,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 from rich.text import Text
 
-from models.states import BatchStatus, JobStatus
+from models.states import ENDED_BATCH_STATES, BatchStatus, JobStatus
 
 STATE_STYLES = {
     JobStatus.SUCCEEDED: "green",
@@ -20,12 +20,6 @@ STATE_STYLES = {
     JobStatus.FAILED: "red",
     JobStatus.CANCELLED: "yellow",
     JobStatus.EXPIRED: "magenta",
-}
-FINAL_BATCH_STATES = {
-    BatchStatus.COMPLETED,
-    BatchStatus.FAILED,
-    BatchStatus.CANCELLED,
-    BatchStatus.EXPIRED,
 }
 RATE_WINDOW_SECONDS = 10.0
 LIVE_CHARS = 480
@@ -80,7 +74,7 @@ class BatchView:
     @property
     def done(self) -> bool:
         """Whether the batch has ended."""
-        return self.status in FINAL_BATCH_STATES
+        return self.status in ENDED_BATCH_STATES
 
     def update(self, status: str, total: int, counts: dict[str, int]) -> None:
         """Take the batch's status and counts by state."""

@@ -16,14 +16,14 @@ from urllib.parse import quote
 from rich.console import Console
 from rich.live import Live
 
-from cli.client import Api, ApiError
+from cli.client import Api, CallFailed
 from cli.follow import follow
 from cli.view import BatchView, LiveText
+from models.rediskeys import TERMINAL_EVENTS
 
 TICK = 0.1
 # How often the throughput is re-sampled when no progress arrives, so it decays to zero.
 RESAMPLE_SECONDS = 1.0
-JOB_FINAL = ("done", "error")
 
 
 class WatchError(Exception):
@@ -58,7 +58,7 @@ class Watch:
                 data = event.json()
                 with self.lock:
                     self._apply_batch_event(event.event, data)
-        except (ApiError, ValueError, KeyError, TypeError) as exc:
+        except (CallFailed, ValueError, KeyError, TypeError) as exc:
             with self.lock:
                 self.error = f"batch events: {exc}"
 
@@ -87,7 +87,7 @@ class Watch:
                 self.view.live = live
             try:
                 self._follow_job(live)
-            except (ApiError, ValueError, KeyError, TypeError):
+            except (CallFailed, ValueError, KeyError, TypeError):
                 pass  # that job's text is not to be had (gone from Redis, say): show another
             with self.lock:
                 self.finished.add(custom_id)
@@ -105,7 +105,7 @@ class Watch:
             f"/v1/batches/{quote(self.batch_id, safe='')}"
             f"/jobs/{quote(live.custom_id, safe='')}/events"
         )
-        for event in follow(self.api, path, final=JOB_FINAL, stop=self.stop):
+        for event in follow(self.api, path, final=TERMINAL_EVENTS, stop=self.stop):
             data = event.json()
             attempt = int(data.get("attempt", live.attempt))
             with self.lock:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.states import JobStatus
+
 CONTRACT_VERSION = "v1"
 
 # Entry fields of the job and batch event streams.
@@ -81,3 +83,20 @@ class RedisKeys:
     def queue(self) -> str:
         """The broker queue the dispatcher sends job groups to."""
         return f"{self.prefix}.jobs"
+
+
+def outcome_entry(
+    status: str, attempt: int, *, chars: int, code: str | None, message: str | None
+) -> dict[str, str]:
+    """A job stream's entry for how an attempt ended: terminal, or a retry."""
+    if status == JobStatus.SUCCEEDED:
+        entry = {F_EVENT: EV_DONE, F_STATUS: status, F_CHARS: str(chars)}
+    else:
+        entry = {
+            F_EVENT: EV_RETRY if status == JobStatus.QUEUED else EV_ERROR,
+            F_STATUS: status,
+            F_CODE: code or "",
+            F_MESSAGE: message or "",
+        }
+    entry[F_ATTEMPT] = str(attempt)
+    return entry

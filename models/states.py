@@ -17,12 +17,9 @@ class JobStatus(StrEnum):
 
 
 OPEN_JOB_STATES = (JobStatus.QUEUED, JobStatus.RUNNING)
-TERMINAL_JOB_STATES = (
-    JobStatus.SUCCEEDED,
-    JobStatus.FAILED,
-    JobStatus.CANCELLED,
-    JobStatus.EXPIRED,
-)
+# Ended without an answer: what a batch's error file holds.
+UNSUCCESSFUL_JOB_STATES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.EXPIRED)
+TERMINAL_JOB_STATES = (JobStatus.SUCCEEDED, *UNSUCCESSFUL_JOB_STATES)
 
 
 class BatchStatus(StrEnum):
@@ -39,6 +36,13 @@ class BatchStatus(StrEnum):
 
 
 OPEN_BATCH_STATES = (BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING)
+# A batch in one of these has ended: nothing of it runs any more.
+ENDED_BATCH_STATES = (
+    BatchStatus.COMPLETED,
+    BatchStatus.FAILED,
+    BatchStatus.CANCELLED,
+    BatchStatus.EXPIRED,
+)
 
 
 # When a batch entered each state (and when its window ends), in the order they happen.

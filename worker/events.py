@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from models.jobs import ClaimedJob, Outcome
 from models.rediskeys import (
-    EV_DONE,
-    EV_ERROR,
     EV_JOB,
-    EV_RETRY,
     F_ATTEMPT,
-    F_CHARS,
     F_CODE,
     F_CUSTOM_ID,
     F_EVENT,
-    F_MESSAGE,
     F_STATUS,
     RedisKeys,
+    outcome_entry,
 )
 from models.states import JobStatus
 from worker.redis_writer import RedisWriter
@@ -33,23 +29,6 @@ def announce_claim(writer: RedisWriter, keys: RedisKeys, job: ClaimedJob) -> Non
         },
         capped=True,
     )
-
-
-def outcome_entry(
-    status: str, attempt: int, *, chars: int, code: str | None, message: str | None
-) -> dict[str, str]:
-    """A job stream's entry for how an attempt ended: terminal, or a retry."""
-    if status == JobStatus.SUCCEEDED:
-        entry = {F_EVENT: EV_DONE, F_STATUS: status, F_CHARS: str(chars)}
-    else:
-        entry = {
-            F_EVENT: EV_RETRY if status == JobStatus.QUEUED else EV_ERROR,
-            F_STATUS: status,
-            F_CODE: code or "",
-            F_MESSAGE: message or "",
-        }
-    entry[F_ATTEMPT] = str(attempt)
-    return entry
 
 
 def announce_outcome(

@@ -18,9 +18,8 @@ from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.rediskeys import F_ATTEMPT, F_EVENT, TERMINAL_EVENTS, RedisKeys
+from models.rediskeys import F_ATTEMPT, F_EVENT, TERMINAL_EVENTS, RedisKeys, outcome_entry
 from models.tables import Job
-from worker.events import outcome_entry
 
 # Long enough for a live worker's own write to have landed first.
 SETTLE = timedelta(seconds=5)

@@ -21,6 +21,7 @@ import pytest
 
 from models.batches import progress
 from models.db import Database
+from models.states import ENDED_BATCH_STATES
 from tests.support.emulator import EmulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,7 +120,7 @@ class Stack:
         while time.monotonic() < deadline:
             with db.read() as session:
                 p = progress(session, batch_id, None)
-                if p.batch.status in ("completed", "cancelled", "expired", "failed"):
+                if p.batch.status in ENDED_BATCH_STATES:
                     return p.counts
             time.sleep(0.2)
         raise AssertionError(
