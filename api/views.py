@@ -17,6 +17,7 @@ from models.states import (
     JobStatus,
 )
 from models.tables import Batch, Job, StoredFile
+from models.usage import Usage
 
 OUTPUT_FILE_PREFIX = "file-output-"
 ERROR_FILE_PREFIX = "file-errors-"
@@ -37,8 +38,8 @@ def error_file_id(batch_id: str) -> str:
     return ERROR_FILE_PREFIX + batch_id.removeprefix("batch_")
 
 
-def batch_object(batch: Batch, counts: dict[str, int], usage: tuple[int, int]) -> dict[str, Any]:
-    """OpenAI's batch object, plus counts by state and character usage."""
+def batch_object(batch: Batch, counts: dict[str, int], usage: Usage) -> dict[str, Any]:
+    """OpenAI's batch object, plus counts by state and usage (tokens and characters)."""
     succeeded = counts.get(JobStatus.SUCCEEDED, 0)
     unsuccessful = sum(counts.get(s, 0) for s in UNSUCCESSFUL_JOB_STATES)
     ended = batch.status in ENDED_BATCH_STATES
@@ -61,7 +62,7 @@ def batch_object(batch: Batch, counts: dict[str, int], usage: tuple[int, int]) -
     }
     obj["metadata"] = batch.metadata_
     obj["counts"] = {str(state): counts.get(state, 0) for state in JobStatus}
-    obj["usage"] = {"input_characters": usage[0], "output_characters": usage[1]}
+    obj["usage"] = usage.openai()
     return obj
 
 
@@ -86,7 +87,7 @@ def job_object(job: Job, *, with_request: bool = False) -> dict[str, Any]:
         else {"code": job.error_code, "message": job.error_message or ""},
         "upstream_status": job.upstream_status,
         "attempts": job.attempt,
-        "usage": {"input_characters": job.chars_in, "output_characters": job.chars_out},
+        "usage": Usage.of(job).openai(),
         "timings": {"first_chunk_ms": job.first_chunk_ms, "duration_ms": job.duration_ms},
         "created_at": unix(job.created_at),
         "started_at": unix(job.started_at),

@@ -48,7 +48,8 @@ def batch_detail(batch: dict[str, Any]) -> RenderableType:
             times.add_row(name.removesuffix("_at"), when(batch[name]))
     usage: dict[str, Any] = batch.get("usage") or {}
     extra = [
-        f"usage: {usage.get('input_characters', 0)} characters in,"
+        f"usage: {usage.get('input_tokens', 0)} tokens in, {usage.get('output_tokens', 0)} out;"
+        f" {usage.get('input_characters', 0)} characters in,"
         f" {usage.get('output_characters', 0)} out",
         f"completion window: {batch.get('completion_window', '—')}",
     ]

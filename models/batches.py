@@ -17,6 +17,7 @@ from models.errors import Conflict, InvalidInput, NotFound
 from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
 from models.tables import Batch, Job
+from models.usage import USAGE_COLUMNS, Usage
 
 _WINDOW = re.compile(r"^(\d+)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -217,11 +218,7 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
             final, stamp = BatchStatus.EXPIRED, "expired_at"
         else:
             final, stamp = BatchStatus.COMPLETED, "completed_at"
-        chars_in, chars_out = session.execute(
-            select(
-                func.coalesce(func.sum(Job.chars_in), 0), func.coalesce(func.sum(Job.chars_out), 0)
-            ).where(Job.batch_id == batch_id)
-        ).one()
+        sums = session.execute(select(*_usage_sums()).where(Job.batch_id == batch_id)).one()
         done = session.execute(
             update(Batch)
             .where(Batch.id == batch_id, Batch.status == batch.status)
@@ -230,8 +227,7 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
                     "status": final,
                     "finalizing_at": now,
                     stamp: now,
-                    "chars_in": chars_in,
-                    "chars_out": chars_out,
+                    **dict(zip(USAGE_COLUMNS, sums, strict=True)),
                 }
             )
             .execution_options(synchronize_session=False)
@@ -241,18 +237,24 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
     return closed
 
 
-def usage_by_batch(session: Session, batches_: Collection[Batch]) -> dict[str, tuple[int, int]]:
-    """Characters in and out of each batch: stored once it has ended, summed while it runs."""
-    usage = {b.id: (b.chars_in, b.chars_out) for b in batches_ if b.status not in OPEN_BATCH_STATES}
+def _usage_sums() -> list[Any]:
+    return [func.coalesce(func.sum(getattr(Job, name)), 0) for name in USAGE_COLUMNS]
+
+
+def usage_by_batch(session: Session, batches_: Collection[Batch]) -> dict[str, Usage]:
+    """Usage of each batch: stored once it has ended, summed while it runs."""
+    usage = {b.id: Usage.of(b) for b in batches_ if b.status not in OPEN_BATCH_STATES}
     running = [b.id for b in batches_ if b.status in OPEN_BATCH_STATES]
+    for b in running:
+        usage[b] = Usage()
     if running:
         rows = session.execute(
-            select(Job.batch_id, func.sum(Job.chars_in), func.sum(Job.chars_out))
+            select(Job.batch_id, *_usage_sums())
             .where(Job.batch_id.in_(running))
             .group_by(Job.batch_id)
         )
-        for batch_id, chars_in, chars_out in rows:
-            usage[batch_id] = (int(chars_in or 0), int(chars_out or 0))
+        for batch_id, *sums in rows:
+            usage[batch_id] = Usage(*(int(s) for s in sums))
     return usage
 
 

@@ -50,6 +50,10 @@ class Outcome:
     error_message: str | None = None
     upstream_status: int | None = None
     chars_out: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
     first_chunk_ms: float | None = None
     duration_ms: float | None = None
     not_before: datetime | None = None
@@ -126,6 +130,10 @@ _RECORD = (
         finished_at=bindparam("b_finished_at", type_=UTCDateTime()),
         output=bindparam("b_output"),
         chars_out=bindparam("b_chars_out"),
+        input_tokens=bindparam("b_input_tokens"),
+        output_tokens=bindparam("b_output_tokens"),
+        cached_tokens=bindparam("b_cached_tokens"),
+        reasoning_tokens=bindparam("b_reasoning_tokens"),
         error_code=bindparam("b_error_code"),
         error_message=bindparam("b_error_message"),
         upstream_status=bindparam("b_upstream_status"),
@@ -145,6 +153,10 @@ def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "b_finished_at": None if retry else now,
         "b_output": None if retry else outcome.output,
         "b_chars_out": 0 if retry else outcome.chars_out,
+        "b_input_tokens": 0 if retry else outcome.input_tokens,
+        "b_output_tokens": 0 if retry else outcome.output_tokens,
+        "b_cached_tokens": 0 if retry else outcome.cached_tokens,
+        "b_reasoning_tokens": 0 if retry else outcome.reasoning_tokens,
         "b_error_code": outcome.error_code,
         "b_error_message": outcome.error_message,
         "b_upstream_status": outcome.upstream_status,

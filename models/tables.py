@@ -53,9 +53,13 @@ class Batch(Base):
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     input_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
     total: Mapped[int] = mapped_column(Integer)
-    # Usage totals, summed from the jobs when the batch finalizes.
+    # Usage totals (models/usage.py), summed from the jobs when the batch finalizes.
     chars_in: Mapped[int] = mapped_column(BigInteger, default=0)
     chars_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     # Round-robin cursor of the dispatcher: the batch served longest ago goes first.
     last_dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -101,8 +105,13 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     upstream_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Usage (models/usage.py): characters counted here, tokens as the upstream reported them.
     chars_in: Mapped[int] = mapped_column(Integer, default=0)
     chars_out: Mapped[int] = mapped_column(Integer, default=0)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(Integer, default=0)
     first_chunk_ms: Mapped[float | None] = mapped_column(Float, default=None)
     duration_ms: Mapped[float | None] = mapped_column(Float, default=None)
 

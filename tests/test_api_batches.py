@@ -40,7 +40,15 @@ def test_create_applies_defaults_and_answers_the_batch_at_once(api: httpx.Client
     assert batch["expires_at"] - batch["created_at"] == 7200
     # Input counts every message and the system message each request is sent with.
     chars_in = 2 * len("Привет! Как дела?") + len("Answer in Russian.") + len("Be brief.")
-    assert batch["usage"] == {"input_characters": chars_in, "output_characters": 0}
+    assert batch["usage"] == {
+        "input_tokens": 0,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 0,
+        "input_characters": chars_in,
+        "output_characters": 0,
+    }
     assert batch["input_file_id"] is None and batch["output_file_id"] is None
 
     a = api.get(f"/v1/batches/{batch['id']}/jobs/a").json()

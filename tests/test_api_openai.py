@@ -60,6 +60,10 @@ def test_files_create_batches_create_retrieve_content_parse(
         time.sleep(0.5)
         batch = client.batches.retrieve(batch.id)
     assert batch.status == "completed" and batch.metadata == {"run": "sdk"}
+    # The package's own Batch type holds the whole object, usage in its token shape.
+    assert batch.usage is not None and batch.usage.total_tokens is not None
+    raw = client.batches.with_raw_response.retrieve(batch.id).http_response.json()
+    openai.types.Batch.model_validate(raw, strict=True)
     assert (batch.request_counts.completed, batch.request_counts.failed) == (8, 2)
     assert batch.output_file_id and batch.error_file_id
 
