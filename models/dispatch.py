@@ -1,14 +1,17 @@
-"""What the dispatcher reads: free capacity, and which queued jobs go next, fairly."""
+"""What the dispatcher decides: free capacity, and which queued jobs go next, fairly
+between tenants and then between each tenant's batches."""
 
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from models.jobs import mark_dispatched
 from models.states import BatchStatus, JobStatus
 from models.tables import Batch, Job, WorkerProcess
 
@@ -63,68 +66,193 @@ def forget_worker(session: Session, worker_id: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """The live workers: how many, the streams they hold in all, the fewest one holds."""
+    """The live workers: how many, the streams they hold in all, the fewest one holds, and
+    the streams they keep beyond those for tenants under their fair share."""
 
     workers: int
     streams: int
     smallest: int
+    reserve: int = 0
 
 
-def live_capacity(session: Session, *, now: datetime, ttl: float) -> Capacity:
+def reserve_of(capacity: int, share: float) -> int:
+    """Streams a worker of ``capacity`` keeps beyond it for tenants under their fair share."""
+    return math.ceil(capacity * share)
+
+
+def live_capacity(
+    session: Session, *, now: datetime, ttl: float, reserve_share: float = 0.0
+) -> Capacity:
     """The workers seen within ``ttl`` seconds, and how many streams they can hold."""
     seen_since = now - timedelta(seconds=ttl)
-    workers, streams, smallest = session.execute(
-        select(
-            func.count(),
-            func.coalesce(func.sum(WorkerProcess.capacity), 0),
-            func.coalesce(func.min(WorkerProcess.capacity), 0),
-        ).where(WorkerProcess.seen_at >= seen_since)
-    ).one()
-    return Capacity(int(workers), int(streams), int(smallest))
+    sizes = list(
+        session.scalars(select(WorkerProcess.capacity).where(WorkerProcess.seen_at >= seen_since))
+    )
+    if not sizes:
+        return Capacity(0, 0, 0)
+    reserve = sum(reserve_of(size, reserve_share) for size in sizes)
+    return Capacity(len(sizes), sum(sizes), min(sizes), reserve)
 
 
-def next_jobs(session: Session, limit: int, *, now: datetime) -> list[int]:
+_READY = (Job.status == JobStatus.QUEUED) & Job.dispatch_token.is_(None)
+
+
+def held_by_tenant(session: Session) -> dict[str, int]:
+    """Jobs each tenant has handed to the broker or running: its share of the workers now."""
+    rows = session.execute(
+        select(Batch.tenant_id, func.count())
+        .select_from(Job)
+        .join(Batch, Batch.id == Job.batch_id)
+        .where(
+            or_(
+                Job.status == JobStatus.RUNNING,
+                (Job.status == JobStatus.QUEUED) & Job.dispatch_token.is_not(None),
+            )
+        )
+        .group_by(Batch.tenant_id)
+    )
+    return {tenant: int(n) for tenant, n in rows}
+
+
+def waiting_batches(session: Session, *, now: datetime) -> dict[str, list[str]]:
+    """Batches with a job ready to go, by tenant, each tenant's served longest ago first."""
+    ready = _READY & (Job.not_before <= now)
+    rows = session.execute(
+        select(Batch.tenant_id, Batch.id)
+        .where(
+            Batch.status == BatchStatus.IN_PROGRESS,
+            select(Job.id).where(Job.batch_id == Batch.id, ready).exists(),
+        )
+        .order_by(Batch.last_dispatched_at.asc().nulls_first(), Batch.created_at)
+        .limit(MAX_BATCHES_PER_PASS)
+    )
+    waiting: dict[str, list[str]] = {}
+    for tenant, batch_id in rows:
+        waiting.setdefault(tenant, []).append(batch_id)
+    return waiting
+
+
+def next_jobs(
+    session: Session, limit: int, *, now: datetime, batch_ids: list[str] | None = None
+) -> list[int]:
     """Up to ``limit`` dispatchable job ids, shared round-robin between batches.
 
     Batches take turns in order of who was served longest ago, each taking an equal
     share, so a 50,000-request batch cannot starve a 5-request one submitted after it.
+    ``batch_ids`` restricts the choice to those batches (one tenant's, say), in that order.
     """
     if limit <= 0:
         return []
-    ready = (
-        (Job.status == JobStatus.QUEUED) & Job.dispatch_token.is_(None) & (Job.not_before <= now)
-    )
-    batch_ids = list(
-        session.scalars(
-            select(Batch.id)
-            .where(
-                Batch.status == BatchStatus.IN_PROGRESS,
-                select(Job.id).where(Job.batch_id == Batch.id, ready).exists(),
-            )
-            .order_by(Batch.last_dispatched_at.asc().nulls_first(), Batch.created_at)
-            .limit(MAX_BATCHES_PER_PASS)
-        )
-    )
-    if not batch_ids:
-        return []
-    share = math.ceil(limit / len(batch_ids))
+    ready = _READY & (Job.not_before <= now)
+    if batch_ids is None:
+        batch_ids = [b for ids in waiting_batches(session, now=now).values() for b in ids]
     chosen: list[int] = []
-    for batch_id in batch_ids:
-        take = min(share, limit - len(chosen))
-        if take <= 0:
-            break
-        chosen.extend(
-            session.scalars(
-                select(Job.id)
-                .where(Job.batch_id == batch_id, ready)
-                .order_by(Job.position)
-                .limit(take)
-            )
-        )
+    after: dict[str, int] = {}  # the last position taken from each batch
+    open_ = list(batch_ids)
+    # Rounds of equal shares; a batch with fewer ready jobs than its share leaves the rest
+    # to the others in the next round.
+    while open_ and len(chosen) < limit:
+        share = math.ceil((limit - len(chosen)) / len(open_))
+        still = []
+        for batch_id in open_:
+            take = min(share, limit - len(chosen))
+            if take <= 0:
+                break
+            query = select(Job.id, Job.position).where(Job.batch_id == batch_id, ready)
+            if batch_id in after:
+                query = query.where(Job.position > after[batch_id])
+            rows = session.execute(query.order_by(Job.position).limit(take)).all()
+            chosen.extend(row.id for row in rows)
+            if rows:
+                after[batch_id] = rows[-1].position
+            if len(rows) == take:
+                still.append(batch_id)
+        open_ = still
+    if after:
         session.execute(
             update(Batch)
-            .where(Batch.id == batch_id)
+            .where(Batch.id.in_(list(after)))
             .values(last_dispatched_at=now)
             .execution_options(synchronize_session=False)
         )
     return chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Jobs handed to the broker under one token; ``reserve``: they may use the reserve."""
+
+    token: str
+    job_ids: list[int]
+    tenant: str
+    reserve: bool = False
+
+
+@dataclass(slots=True)
+class _Slots:
+    normal: int
+    reserve: int
+
+    def take(self, n: int, *, reserve_too: bool) -> tuple[int, int]:
+        """Up to ``n`` slots: normal ones first, then reserve ones if allowed."""
+        normal = max(0, min(n, self.normal))
+        self.normal -= normal
+        extra = max(0, min(n - normal, self.reserve)) if reserve_too else 0
+        self.reserve -= extra
+        return normal, extra
+
+    def give_back(self, unused: int, of_reserve: int) -> None:
+        """Return slots a tenant could not fill (its reserve ones were taken last)."""
+        back_reserve = min(unused, of_reserve)
+        self.reserve += back_reserve
+        self.normal += unused - back_reserve
+
+
+def fill(
+    session: Session, *, capacity: int, reserve: int, group: int, now: datetime
+) -> list[Group]:
+    """Hand jobs to the broker: free worker streams shared fairly between tenants, then
+    between each tenant's batches; returns the groups to send, each under a fresh token.
+
+    Water-filling: every tenant with work waiting is first brought up to its fair share
+    (``capacity`` split evenly between the tenants holding or wanting streams), lightest
+    first; what is left goes to tenants that want more. Nobody preempts a running stream,
+    so a tenant that filled the workers while alone holds them until its answers end; the
+    workers' ``reserve`` (streams beyond ``capacity``) is therefore only for tenants under
+    their fair share, and their groups are marked so a worker starts them at once even
+    when its normal streams are full.
+    """
+    waiting = waiting_batches(session, now=now)
+    if not waiting:
+        return []
+    held = held_by_tenant(session)
+    total = sum(held.values())
+    slots = _Slots(
+        normal=max(0, capacity - total),
+        reserve=max(0, capacity + reserve - max(total, capacity)),
+    )
+    active = set(waiting) | {tenant for tenant, n in held.items() if n}
+    share = math.ceil(capacity / len(active))
+    order = sorted(waiting, key=lambda tenant: held.get(tenant, 0))
+    groups: list[Group] = []
+
+    def give(tenant: str, want: int, *, reserve_too: bool) -> None:
+        normal, extra = slots.take(want, reserve_too=reserve_too)
+        ids = next_jobs(session, normal + extra, now=now, batch_ids=waiting[tenant])
+        slots.give_back(normal + extra - len(ids), extra)
+        held[tenant] = held.get(tenant, 0) + len(ids)
+        got_normal = min(len(ids), normal)
+        for part, in_reserve in ((ids[:got_normal], False), (ids[got_normal:], True)):
+            for start in range(0, len(part), group):
+                token = uuid.uuid4().hex
+                marked = mark_dispatched(session, part[start : start + group], token, now=now)
+                if marked:
+                    groups.append(Group(token, marked, tenant, in_reserve))
+
+    for tenant in order:
+        give(tenant, share - held.get(tenant, 0), reserve_too=True)
+    for tenant in order:
+        if slots.normal <= 0:
+            break
+        give(tenant, slots.normal, reserve_too=False)
+    return groups

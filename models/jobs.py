@@ -294,6 +294,19 @@ def reset_stale_dispatches(session: Session, *, now: datetime, timeout: float) -
     return _rowcount(session.execute(stmt))
 
 
+def undispatch(session: Session, tokens: Collection[str]) -> int:
+    """Queued jobs handed to a worker that stops before starting them: dispatch them again."""
+    if not tokens:
+        return 0
+    stmt = (
+        update(Job)
+        .where(Job.dispatch_token.in_(list(tokens)), Job.status == JobStatus.QUEUED)
+        .values(dispatch_token=None, dispatched_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(session.execute(stmt))
+
+
 def end_open_jobs(
     session: Session,
     batch_ids: Collection[str],

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     dispatch_interval: float = Field(
         default=0.2, gt=0, description="Seconds between dispatcher passes."
     )
+    fair_reserve: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of a worker's streams kept beyond them for tenants under their"
+        " fair share, so a newcomer starts at once while another tenant fills the workers.",
+    )
     chunk_flush_ms: float = Field(
         default=25.0, gt=0, description="Chunk coalescing window before Redis writes."
     )

@@ -5,10 +5,11 @@ One pass, every ``dispatch_interval`` seconds:
    dispatched but never claimed (the message was lost) are dispatched again; open jobs
    of batches past their completion window expire;
 2. dispatch: free capacity = what live workers can hold (plus a small backlog of groups
-   waiting ahead) − what is in flight; that many
-   jobs, shared round-robin between batches, are handed to the broker in groups, one
-   message per group, each group under a fresh token (a claim must present it, so a
-   late duplicate message claims nothing);
+   waiting ahead) − what is in flight; that many jobs, shared fairly between tenants and
+   then round-robin between each tenant's batches (models/dispatch.py), are handed to the
+   broker in groups, one message per group, each group under a fresh token (a claim must
+   present it, so a late duplicate message claims nothing); groups of tenants under their
+   fair share may use the workers' reserve;
 3. finalize batches with no open job, rewrite every open batch's progress hash, and write
    any terminal stream entry a dead worker could not (worker/repair.py).
 
@@ -21,7 +22,6 @@ import logging
 import signal
 import threading
 import time
-import uuid
 from types import FrameType
 
 import redis
@@ -58,11 +58,17 @@ class Dispatcher:
 
     def run_pass(self) -> int:
         """Recover, dispatch, finalize; returns how many jobs were dispatched."""
-        tokens = self._recover_and_pick()
+        groups = self._recover_and_pick()
         sent = 0
-        for token, size in tokens:
+        for group in groups:
+            size = len(group.job_ids)
             try:
-                self.app.send_task(RUN_JOBS, args=[token], queue=self.keys.queue)
+                self.app.send_task(
+                    RUN_JOBS,
+                    args=[group.token],
+                    kwargs={"size": size, "reserve": group.reserve},
+                    queue=self.keys.queue,
+                )
                 sent += size
             except Exception as exc:  # noqa: BLE001 - the reconciler re-sends after dispatch_timeout
                 log.warning("broker refused a message (%s); will retry after the timeout", exc)
@@ -70,7 +76,7 @@ class Dispatcher:
         self._finalize_and_publish()
         return sent
 
-    def _recover_and_pick(self) -> list[tuple[str, int]]:
+    def _recover_and_pick(self) -> list[dispatch.Group]:
         s = self.settings
         now = utcnow()
         with self.db.write() as session:
@@ -80,25 +86,22 @@ class Dispatcher:
             expired = jobs.end_open_jobs(
                 session, overdue, JobStatus.EXPIRED, "batch_expired", now=now, running_too=True
             )
-            live = dispatch.live_capacity(session, now=now, ttl=HEARTBEAT_SECONDS * 3)
+            live = dispatch.live_capacity(
+                session, now=now, ttl=HEARTBEAT_SECONDS * 3, reserve_share=s.fair_reserve
+            )
             # A group is claimed whole, so none may be larger than the smallest worker.
             group = max(1, min(s.dispatch_group, live.smallest))
-            # A few groups wait ahead in each worker's queue, so freed room is filled at once
+            # A few groups wait ahead in each worker, so freed room is filled at once
             # instead of a dispatcher pass and a broker round trip later.
             capacity = live.streams + live.workers * s.dispatch_backlog * group
-            free = capacity - dispatch.in_flight(session)
-            ids = dispatch.next_jobs(session, free, now=now)
-            tokens: list[tuple[str, int]] = []
-            for start in range(0, len(ids), group):
-                token = uuid.uuid4().hex
-                marked = jobs.mark_dispatched(session, ids[start : start + group], token, now=now)
-                if marked:
-                    tokens.append((token, len(marked)))
+            groups = dispatch.fill(
+                session, capacity=capacity, reserve=live.reserve, group=group, now=now
+            )
         if lost or stale or expired:
             log.info(
                 "recovered: %d lost leases, %d lost messages, %d expired", lost, stale, expired
             )
-        return tokens
+        return groups
 
     def _finalize_and_publish(self) -> None:
         now = utcnow()

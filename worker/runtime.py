@@ -1,9 +1,10 @@
 """A worker process's runtime: one event loop thread holding hundreds of streams.
 
 Celery hands the process one message at a time; each message carries a dispatch token
-naming a small group of jobs. ``accept`` waits until the process has room for a group,
-claims the group in SQL, and starts its streams on the event loop; the message is then
-done. From there SQL leases, not the broker, keep the jobs safe.
+naming a small group of jobs. ``offer`` hands the group to the intake (worker/intake.py)
+and returns at once; the intake claims the group in SQL when there is room and starts its
+streams on the event loop. From the claim on, SQL leases, not the broker, keep the jobs
+safe; a group never claimed (the worker died first) is dispatched again by the dispatcher.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import uvloop
 
 from models import dispatch, jobs
 from models.db import Database
+from models.jobs import ClaimedJob
 from models.migrate import wait_until_current
 from models.settings import Settings
 from models.types import utcnow
 from worker.engine import Engine
+from worker.intake import Intake, Offer
 from worker.monitor import Monitor
 from worker.providers.http import ClientShards
 from worker.redis_writer import RedisWriter
@@ -44,9 +47,6 @@ class Runtime:
         self.db = Database.from_url(settings.sql_url)
         wait_until_current(self.db.engine, log)
         self.sql = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
-        self._room = threading.Condition()
-        self._in_flight = 0
-        self._closing = False
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="streams", daemon=True)
         self._thread.start()
@@ -63,13 +63,19 @@ class Runtime:
             self.redis, flush_ms=settings.chunk_flush_ms, retention=settings.redis_retention
         )
         self.clients = ClientShards.for_streams(self.capacity, settings.streams_per_client)
+        self.intake = Intake(
+            capacity=self.capacity,
+            reserve=dispatch.reserve_of(self.capacity, settings.fair_reserve),
+            claim=self._claim,
+            start=self._start_job,
+        )
         self.engine = Engine(
             settings=settings,
             db=self.db,
             sql=self.sql,
             clients=self.clients,
             writer=self.writer,
-            on_done=self._release_room,
+            on_done=lambda _job_id: self.intake.done(),
         )
         self.monitor = Monitor(
             settings=settings,
@@ -83,46 +89,26 @@ class Runtime:
         self.writer.start()
         self.engine.start_recorder()
         self.monitor.start()
+        self.intake.start()
 
-    def _release_room(self, _job_id: int) -> None:
-        with self._room:
-            self._in_flight -= 1
-            self._room.notify_all()
+    def offer(self, token: str, *, size: int, reserve: bool) -> None:
+        """Take a dispatched group (from the broker's thread); it starts when there is room."""
+        self.loop.call_soon_threadsafe(self.intake.offer, Offer(token, size, reserve))
 
-    def accept(self, token: str) -> int:
-        """Claim the jobs dispatched under ``token`` and start them; returns how many."""
-        # Room for a whole group (the dispatcher's group size), so a claim never overfills.
-        want = min(self.settings.dispatch_group, self.capacity)
-        with self._room:
-            self._room.wait_for(lambda: self._closing or self._in_flight + want <= self.capacity)
-            if self._closing:
-                return 0  # unclaimed: the reconciler dispatches them again
-            self._in_flight += want
-        try:
-            with self.db.write() as session:
-                claimed = jobs.claim(
-                    session, token, now=utcnow(), lease_seconds=self.settings.lease_seconds
-                )
-        finally:
-            with self._room:
-                self._in_flight -= want
-                self._room.notify_all()
-        with self._room:
-            self._in_flight += len(claimed)
-        for job in claimed:
-            self.loop.call_soon_threadsafe(self.engine.start, job)
-        return len(claimed)
+    async def _claim(self, token: str) -> list[ClaimedJob]:
+        return await asyncio.get_running_loop().run_in_executor(self.sql, self._claim_now, token)
 
-    @property
-    def in_flight(self) -> int:
-        """Streams running or about to start."""
-        return self._in_flight
+    def _claim_now(self, token: str) -> list[ClaimedJob]:
+        with self.db.write() as session:
+            return jobs.claim(
+                session, token, now=utcnow(), lease_seconds=self.settings.lease_seconds
+            )
+
+    def _start_job(self, job: ClaimedJob) -> None:
+        self.engine.start(job)
 
     def close(self) -> None:
         """Finish or hand back every running job, then close every client."""
-        with self._room:
-            self._closing = True
-            self._room.notify_all()
         future = asyncio.run_coroutine_threadsafe(self._close(), self.loop)
         try:
             future.result(timeout=SHUTDOWN_GRACE_SECONDS + 30)
@@ -134,16 +120,22 @@ class Runtime:
 
     async def _close(self) -> None:
         loop = asyncio.get_running_loop()
+        unstarted = await self.intake.close()
         left = await self.engine.drain(SHUTDOWN_GRACE_SECONDS)
         await self.monitor.close()
-        await loop.run_in_executor(self.sql, self._hand_back, left)
+        await loop.run_in_executor(self.sql, self._hand_back, left, unstarted)
         await self.writer.close()
         await self.clients.aclose()
         await self.redis.aclose()
 
-    def _hand_back(self, left: dict[int, int]) -> None:
+    def _hand_back(self, left: dict[int, int], unstarted: list[str]) -> None:
         with self.db.write() as session:
             released = jobs.release(session, left, now=utcnow())
+            undispatched = jobs.undispatch(session, unstarted)
             dispatch.forget_worker(session, self.worker_id)
-        if released:
-            log.info("handed %d running jobs back to the queue", released)
+        if released or undispatched:
+            log.info(
+                "handed back to the queue: %d running jobs, %d not started",
+                released,
+                undispatched,
+            )

@@ -38,8 +38,8 @@ def _stop_runtime(**_kwargs: Any) -> None:
 
 
 @app.task(name=RUN_JOBS)
-def run_jobs(token: str) -> int:
-    """Claim and start the jobs dispatched under ``token``."""
+def run_jobs(token: str, size: int | None = None, reserve: bool = False) -> None:
+    """Hand the group dispatched under ``token`` to the runtime; it starts when there is room."""
     if _runtime is None:
         raise RuntimeError("the worker runtime is not running (start it with `aivbatch worker`)")
-    return _runtime.accept(token)
+    _runtime.offer(token, size=size or get_settings().dispatch_group, reserve=reserve)
