@@ -12,6 +12,8 @@ from models.rediskeys import RedisKeys
 from models.settings import get_settings
 
 RUN_JOBS = "aivbatch.run_jobs"
+# Seconds; above kombu's one-second BRPOP, far below any wait a caller would notice.
+BROKER_SOCKET_TIMEOUT = 3.0
 
 
 def make_app() -> Celery:
@@ -35,6 +37,10 @@ def make_app() -> Celery:
             # Above the longest a message can sit reserved; the reconciler, not this
             # redelivery, is what guarantees a lost message's jobs run.
             "visibility_timeout": max(3600, int(settings.lease_seconds * 4)),
+            # Without these a Redis that stops answering without closing the connection (a
+            # partition, a paused server) holds a publish, or a worker's shutdown, forever.
+            "socket_timeout": BROKER_SOCKET_TIMEOUT,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
         },
         worker_hijack_root_logger=False,
         worker_send_task_events=False,

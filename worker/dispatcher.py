@@ -36,6 +36,7 @@ from models.states import JobStatus
 from models.types import utcnow
 from worker.celery_app import RUN_JOBS
 from worker.monitor import HEARTBEAT_SECONDS
+from worker.outage import Outages
 from worker.progress import publish
 from worker.repair import TerminalRepair
 
@@ -54,13 +55,14 @@ class Dispatcher:
         self.app = app
         self.keys = RedisKeys(settings.redis_prefix)
         self._last_progress = 0.0
+        self.outages = Outages(log)
         self._repair = TerminalRepair(self.keys, retention=settings.redis_retention, now=utcnow())
 
     def run_pass(self) -> int:
         """Recover, dispatch, finalize; returns how many jobs were dispatched."""
         groups = self._recover_and_pick()
         sent = 0
-        for group in groups:
+        for i, group in enumerate(groups):
             size = len(group.job_ids)
             try:
                 self.app.send_task(
@@ -70,8 +72,11 @@ class Dispatcher:
                     queue=self.keys.queue,
                 )
                 sent += size
-            except Exception as exc:  # noqa: BLE001 - the reconciler re-sends after dispatch_timeout
-                log.warning("broker refused a message (%s); will retry after the timeout", exc)
+            except Exception as exc:
+                self.outages.handle(exc, "sending groups to the broker")
+                # Free the unsent groups now rather than after the dispatch timeout.
+                with self.db.write() as session:
+                    jobs.undispatch(session, [g.token for g in groups[i:]])
                 break
         self._finalize_and_publish()
         return sent
@@ -120,6 +125,7 @@ class Dispatcher:
                 self.keys,
                 batches.open_batch_ids(session),
                 retention=self.settings.redis_retention,
+                outage=self.outages.redis,
                 finished=finished,
             )
         for batch_id, status in finished:
@@ -135,16 +141,25 @@ def run_forever(stop: threading.Event) -> None:
     if not wait_until_current(db.engine, log, stopped=stop.is_set):
         db.dispose()
         return
-    pool = redis.BlockingConnectionPool.from_url(settings.redis_url, max_connections=4, timeout=5)
+    # Socket timeouts, so a Redis that stops answering holds a pass seconds, not forever.
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=4,
+        timeout=5,
+        socket_timeout=5,
+        socket_connect_timeout=5,
+    )
     client = redis.Redis(connection_pool=pool)
     dispatcher = Dispatcher(settings, db, client, app)
     log.info("dispatcher running (every %.2fs)", settings.dispatch_interval)
     try:
+        outages = Outages(log)
         while not stop.is_set():
             try:
                 dispatcher.run_pass()
-            except Exception:
-                log.exception("dispatcher pass failed; retrying")
+                outages.ok()
+            except Exception as exc:
+                outages.handle(exc, "the dispatcher pass")
             stop.wait(settings.dispatch_interval)
     finally:
         client.close()

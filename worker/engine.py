@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,6 +23,8 @@ from models.settings import Settings
 from models.types import utcnow
 from worker.attempt import Attempt, stream
 from worker.events import announce_claim, announce_outcome
+from worker.outage import Outage, is_sql_outage
+from worker.providers.errors import ProviderError
 from worker.providers.http import ClientShards
 from worker.redis_writer import RedisWriter
 
@@ -54,6 +57,7 @@ class Engine:
         self._ended_signal = asyncio.Event()
         self._rng = random.Random()
         self._recorder: asyncio.Task[None] | None = None
+        self._sql = Outage("SQL", log)
 
     def start_recorder(self) -> None:
         """Start the loop that writes outcomes to SQL."""
@@ -103,11 +107,18 @@ class Engine:
             outcome = attempt.finished()
         except asyncio.CancelledError:
             outcome = attempt.stopped()
-        except Exception as exc:  # noqa: BLE001 - every failure becomes the job's outcome
+        except ProviderError as exc:
+            # The upstream's doing, recorded in the job; the log needs only the kind.
             outcome = attempt.failed(exc, self.settings, self._rng)
             log.info(
                 "job %s attempt %s: %s", attempt.job.id, attempt.job.attempt, outcome.error_code
             )
+        except Exception as exc:
+            # Ours: the job fails with a generic message, the traceback goes to the log.
+            log.exception(
+                "job %s attempt %s failed unexpectedly", attempt.job.id, attempt.job.attempt
+            )
+            outcome = attempt.failed(exc, self.settings, self._rng)
         self._ended.append((attempt.job, outcome))
         self._ended_signal.set()
 
@@ -123,13 +134,20 @@ class Engine:
             await self.writer.flush()
             try:
                 applied = await loop.run_in_executor(self.sql, self._write, ended)
-            except Exception:
-                # SQL is unreachable: keep them and try again; the leases keep the jobs ours.
-                log.exception("recording %d outcomes failed; retrying", len(ended))
-                self._ended = ended + self._ended
-                await asyncio.sleep(1.0)
-                self._ended_signal.set()
-                continue
+            except Exception as exc:
+                if not is_sql_outage(exc):
+                    # A bug, not an outage: retrying would hold these slots forever. Their
+                    # leases lapse and the dispatcher runs the jobs again (or fails them).
+                    log.exception("recording %d outcomes failed; dropping them", len(ended))
+                    applied = [False] * len(ended)
+                else:
+                    # SQL is away: keep them and try again; the leases keep the jobs ours.
+                    self._sql.failed(exc, f"recording {len(ended)} outcomes")
+                    self._ended = ended + self._ended
+                    await asyncio.sleep(1.0)
+                    self._ended_signal.set()
+                    continue
+            self._sql.ok()
             for (job, outcome), ok in zip(ended, applied, strict=True):
                 if ok and outcome is not None:
                     announce_outcome(self.writer, self.keys, job, outcome)
@@ -143,19 +161,19 @@ class Engine:
             applied = iter(jobs.record_many(session, outcomes, now=utcnow()))
         return [outcome is not None and next(applied) for _job, outcome in ended]
 
-    async def drain(self, grace: float) -> dict[int, int]:
-        """Let running attempts finish for up to ``grace`` seconds; stop and return the rest."""
+    async def drain(self, grace: float, settle: float) -> dict[int, int]:
+        """Let running attempts finish for up to ``grace`` seconds, then stop the rest and
+        give the recorder up to ``settle`` seconds; returns the attempts left unfinished."""
         if self._tasks:
-            await asyncio.wait(set(self._tasks.values()), timeout=grace)
+            await asyncio.wait(set(self._tasks.values()), timeout=max(0.0, grace))
         left = self.held()
         for job_id in left:
             self.stop(Stop(job_id, None, "worker_shutdown"))
+        deadline = time.monotonic() + settle
         if self._tasks:
-            await asyncio.wait(set(self._tasks.values()), timeout=5)
-        # Give the recorder a moment to write what finished during the grace period.
-        for _ in range(50):
-            if not self._ended and not self._ended_signal.is_set():
-                break
+            await asyncio.wait(set(self._tasks.values()), timeout=settle / 2)
+        # Give the recorder the rest to write what finished during the grace period.
+        while (self._ended or self._ended_signal.is_set()) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         if self._recorder is not None:
             self._recorder.cancel()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from models.jobs import ClaimedJob
+from worker.outage import Outages
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class Intake:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._outages = Outages(log)
 
     def start(self) -> None:
         """Start taking groups on the running event loop."""
@@ -90,9 +92,10 @@ class Intake:
                 self.used += offer.size
                 try:
                     claimed = await self._claim(offer.token)
-                except Exception:
+                    self._outages.ok()
+                except Exception as exc:
                     # Unclaimed, the group is dispatched again after the dispatch timeout.
-                    log.exception("claiming a group failed; the dispatcher will resend it")
+                    self._outages.handle(exc, "claiming dispatched groups")
                     claimed = []
                 self.used -= offer.size - len(claimed)
                 for job in claimed:

@@ -15,6 +15,7 @@ from models.jobs import Stop
 from models.settings import Settings
 from models.types import utcnow
 from worker.engine import Engine
+from worker.outage import Outages
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class Monitor:
         self.capacity = capacity
         self._renew_every = min(settings.lease_seconds / 3, HEARTBEAT_SECONDS)
         self._task: asyncio.Task[None] | None = None
+        self._outages = Outages(log)
 
     def heartbeat(self) -> None:
         """Record this process as alive with its capacity (blocking; call from a thread)."""
@@ -77,9 +79,10 @@ class Monitor:
                     lost = await loop.run_in_executor(self.sql, self._renew, self.engine.held())
                     for job_id in lost:
                         self.engine.stop(Stop(job_id, None, "attempt_superseded"))
-            except Exception:
+                self._outages.ok()
+            except Exception as exc:
                 # SQL may be briefly away; the lease outlives a few missed renewals.
-                log.exception("monitor pass failed")
+                self._outages.handle(exc, "checking leases and cancellations")
 
     def _batch_stops(self, batch_ids: set[str]) -> dict[str, Stop]:
         with self.db.read() as session:

@@ -9,6 +9,8 @@ from models.jobs import Outcome
 from models.states import JobStatus
 from worker.providers.errors import ProviderError, RateLimited, StreamInterrupted, UpstreamError
 
+INTERNAL_MESSAGE = "the worker failed on this request; its operator's log has the details"
+
 
 def backoff_seconds(attempt: int, *, base: float, ceiling: float, rng: random.Random) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(ceiling, base·2^(attempt-1))]."""
@@ -29,8 +31,11 @@ def after_error(
     duration_ms: float | None,
 ) -> Outcome:
     """The outcome of an attempt that raised ``exc``."""
-    code = exc.code if isinstance(exc, ProviderError) else "internal_error"
-    message = str(exc) or type(exc).__name__
+    if isinstance(exc, ProviderError):
+        code, message = exc.code, str(exc) or type(exc).__name__
+    else:
+        # Our own failure: its text may hold internals, so the tenant sees only this.
+        code, message = "internal_error", INTERNAL_MESSAGE
     status_code = exc.status_code if isinstance(exc, UpstreamError) else None
     retryable = isinstance(exc, UpstreamError) and exc.retryable
     if isinstance(exc, StreamInterrupted):

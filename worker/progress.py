@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from models import batches
 from models.rediskeys import EV_BATCH, EVENTS_MAXLEN, F_EVENT, F_STATUS, RedisKeys
 from models.tables import Batch
+from worker.outage import Outage
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ def publish(
     batch_ids: Collection[str],
     *,
     retention: int,
+    outage: Outage,
     finished: Collection[tuple[str, str]] = (),
 ) -> None:
     """Write the progress hash of each batch, and a batch event for each that finished."""
@@ -48,6 +50,7 @@ def publish(
         pipe.expire(events, retention)
     try:
         pipe.execute()
+        outage.ok()
     except (RedisError, OSError) as exc:
         # Redis is a view of SQL; the next pass writes all of it again.
-        log.warning("progress not published: %s", exc)
+        outage.failed(exc, "publishing progress")

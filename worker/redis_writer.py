@@ -18,8 +18,12 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from models.rediskeys import EV_CHUNK, EVENTS_MAXLEN, F_ATTEMPT, F_EVENT, F_TEXT, F_TS
+from worker.outage import Outage
 
 log = logging.getLogger(__name__)
+
+# While Redis is away, how often the flush loop tries it again.
+PROBE_EVERY = 1.0
 
 
 @dataclass(slots=True)
@@ -46,6 +50,8 @@ class RedisWriter:
         # One flush at a time: two pipelines in flight could land out of order.
         self._flushing = asyncio.Lock()
         self.dropped = 0
+        self._last_try = 0.0
+        self._redis = Outage("Redis", log)
         self.flushes = 0
 
     def start(self) -> None:
@@ -94,17 +100,37 @@ class RedisWriter:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.flush()
+            await self.flush(probe=True)
 
-    async def flush(self) -> None:
-        """Write everything pending now, in one round trip, after any flush in flight."""
+    async def flush(self, *, probe: bool = False) -> None:
+        """Write everything pending now, in one round trip, after any flush in flight.
+
+        While Redis is away, only the flush loop (``probe``) tries it, at most once every
+        PROBE_EVERY seconds; other flushes drop what is pending at once, so nobody waits on
+        a server that does not answer (the repair rewrites those streams from SQL).
+        """
         async with self._flushing:
+            if self._redis.down and not (probe and self._probe_due()):
+                self._drop()
+                return
             await self._flush()
+
+    def _probe_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_try < PROBE_EVERY:
+            return False
+        self._last_try = now
+        return True
+
+    def _drop(self) -> None:
+        pending, self._pending = self._pending, _Pending()
+        self.dropped += sum(len(entries) for entries in pending.entries.values())
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, _Pending()
         if not pending.entries and not pending.counts and not pending.sums:
             return
+        self._last_try = time.monotonic()
         pipe = self._client.pipeline(transaction=False)
         count = 0
         for key, entries in pending.entries.items():
@@ -122,16 +148,20 @@ class RedisWriter:
         try:
             await pipe.execute()
             self.flushes += 1
+            self._redis.ok()
         except (RedisError, OSError) as exc:
             self.dropped += count
-            log.warning("dropped %d stream entries, Redis write failed: %s", count, exc)
+            self._redis.failed(exc, "writing stream entries (dropped meanwhile: SQL has them)")
 
-    async def close(self) -> None:
-        """Stop the loop after a last flush."""
+    async def close(self, timeout: float) -> None:
+        """Stop the loop after a last flush, given at most ``timeout`` seconds."""
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self.flush()
+        try:
+            await asyncio.wait_for(self.flush(), max(0.0, timeout))
+        except TimeoutError:
+            self._drop()

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -34,7 +35,11 @@ from worker.redis_writer import RedisWriter
 
 log = logging.getLogger(__name__)
 
+# The whole stop, from the signal to the exit: running answers get most of it, handing the
+# rest back and closing clients the last few seconds, whatever is down.
 SHUTDOWN_GRACE_SECONDS = 10.0
+CLEANUP_SECONDS = 4.0
+REDIS_TIMEOUT = 3.0
 
 
 class Runtime:
@@ -47,6 +52,7 @@ class Runtime:
         self.db = Database.from_url(settings.sql_url)
         wait_until_current(self.db.engine, log)
         self.sql = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
+        self.stuck = False
         self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="streams", daemon=True)
         self._thread.start()
@@ -55,8 +61,14 @@ class Runtime:
 
     async def _start(self) -> None:
         settings = self.settings
+        # Every write is small and pipelined: a Redis that has not answered in a few seconds
+        # is away, and a worker must not hold its SQL records or its shutdown for it.
         pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=16, timeout=10, socket_timeout=10
+            settings.redis_url,
+            max_connections=16,
+            timeout=REDIS_TIMEOUT,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
         self.writer = RedisWriter(
@@ -108,25 +120,47 @@ class Runtime:
         self.engine.start(job)
 
     def close(self) -> None:
-        """Finish or hand back every running job, then close every client."""
+        """Finish or hand back every running job, then close every client.
+
+        ``stuck`` is then set if a thread may still wait on a server that does not answer.
+        """
         future = asyncio.run_coroutine_threadsafe(self._close(), self.loop)
         try:
-            future.result(timeout=SHUTDOWN_GRACE_SECONDS + 30)
+            future.result(timeout=SHUTDOWN_GRACE_SECONDS + 5)
+        except Exception:
+            log.exception("the worker did not stop cleanly")
+            self.stuck = True
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(timeout=5)
-            self.sql.shutdown(wait=True)
+            self._thread.join(timeout=2)
+            # A thread stuck on a database that does not answer must not hold the exit.
+            self.sql.shutdown(wait=False, cancel_futures=True)
             self.db.dispose()
 
     async def _close(self) -> None:
         loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+
+        def left_() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        log.info("stopping: %d streams running, %ds to finish", len(self.engine.attempts), left_())
         unstarted = await self.intake.close()
-        left = await self.engine.drain(SHUTDOWN_GRACE_SECONDS)
+        left = await self.engine.drain(left_() - CLEANUP_SECONDS, settle=1.5)
         await self.monitor.close()
-        await loop.run_in_executor(self.sql, self._hand_back, left, unstarted)
-        await self.writer.close()
+        try:
+            await asyncio.wait_for(
+                loop.run_in_executor(self.sql, self._hand_back, left, unstarted),
+                max(0.5, left_() - 1.0),
+            )
+        except Exception as exc:
+            # Their leases lapse and the dispatcher runs them again: slower, nothing lost.
+            log.warning("could not hand %d jobs back (%r); their leases will", len(left), exc)
+            self.stuck = True
+        await self.writer.close(timeout=min(1.0, left_()))
         await self.clients.aclose()
-        await self.redis.aclose()
+        await self.redis.aclose(close_connection_pool=True)
+        log.info("stopped in %.1fs", SHUTDOWN_GRACE_SECONDS - left_())
 
     def _hand_back(self, left: dict[int, int], unstarted: list[str]) -> None:
         with self.db.write() as session:
