@@ -29,6 +29,8 @@ from models.rediskeys import (
     EV_RETRY,
     F_ATTEMPT,
     F_EVENT,
+    F_OFFSET,
+    F_TEXT,
     TERMINAL_EVENTS,
     outcome_entry,
 )
@@ -211,6 +213,8 @@ def _chunk_data(event: str, fields: dict[str, str]) -> dict[str, Any]:
     data[F_ATTEMPT] = int(data.get(F_ATTEMPT, 0))
     if event == EV_DONE and "chars" in data:
         data["chars"] = int(data["chars"])
+    if F_OFFSET in data:
+        data[F_OFFSET] = int(data[F_OFFSET])
     return data
 
 
@@ -226,8 +230,8 @@ async def job_feed(
         for entry_id, fields in await tail.read():
             event = fields.get(F_EVENT, "")
             data = _chunk_data(event, fields)
-            if event == EV_CHUNK:
-                sent[data[F_ATTEMPT]] = sent.get(data[F_ATTEMPT], 0) + len(data.get("text", ""))
+            if event == EV_CHUNK and not _advance(data, sent):
+                continue
             if event in (EV_CHUNK, EV_RETRY, *TERMINAL_EVENTS):
                 yield sse(event, data, entry_id)
                 tail.sent()
@@ -250,9 +254,29 @@ async def job_feed(
             yield KEEPALIVE
 
 
+def _advance(data: dict[str, Any], sent: dict[int, int]) -> bool:
+    """Count a chunk's text as sent; False when all of it was sent already.
+
+    A stream the dispatcher rewrote from SQL (worker/repair.py) repeats the answer from
+    offset 0; only the part this reader has not had is passed on.
+    """
+    attempt = data[F_ATTEMPT]
+    have = sent.get(attempt, 0)
+    offset = data.setdefault(F_OFFSET, have)
+    text = data.get(F_TEXT, "")
+    if offset < have:
+        text = text[have - offset :]
+        if not text:
+            return False
+        data[F_TEXT], data[F_OFFSET] = text, have
+    sent[attempt] = max(have, data[F_OFFSET] + len(text))
+    return True
+
+
 def _missing_text(job: Job, sent: dict[int, int]) -> list[bytes]:
     """The stored output's part that the reader has not seen in Redis, as one chunk."""
     output = job.output or ""
     already = sent.get(job.attempt, 0)
     rest = output[already:]
-    return [sse(EV_CHUNK, {"attempt": job.attempt, "text": rest})] if rest else []
+    data = {F_ATTEMPT: job.attempt, F_TEXT: rest, F_OFFSET: already}
+    return [sse(EV_CHUNK, data)] if rest else []

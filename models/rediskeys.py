@@ -3,8 +3,9 @@
 Version 1 (documented for users in docs/redis.md):
 
 ``{prefix}:v1:batch:{batch_id}:job:{custom_id}`` — stream, one per job that has started.
-    Entries ``event=chunk attempt=N text=… ts=…`` as the answer arrives (coalesced: one entry
-    may hold several network chunks; ``ts`` is when the worker received the first of them,
+    Entries ``event=chunk attempt=N text=… offset=… ts=…`` as the answer arrives (coalesced:
+    one entry may hold several network chunks; ``offset`` is where the text starts in the
+    attempt's answer, in characters; ``ts`` is when the worker received the first of them,
     unix milliseconds), ``event=retry attempt=N code=… message=…`` when attempt N
     is abandoned and the job goes back to the queue, and one terminal entry per job:
     ``event=done attempt=N status=succeeded chars=…`` or ``event=error attempt=N
@@ -14,6 +15,8 @@ Version 1 (documented for users in docs/redis.md):
 ``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
     custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
 
+``{prefix}:v1:epoch`` — string the dispatcher sets; when it is gone, Redis lost its data and
+    the streams of recently finished jobs are rewritten from SQL.
 ``{prefix}:v1:metrics`` — hash of counters pooled by the workers for ``/metrics`` (not a
     record of work; it does not expire).
 
@@ -39,6 +42,7 @@ F_MESSAGE = "message"
 F_CHARS = "chars"
 F_CUSTOM_ID = "custom_id"
 F_TS = "ts"
+F_OFFSET = "offset"
 
 # Values of the ``event`` field.
 EV_CHUNK = "chunk"
@@ -75,6 +79,11 @@ class RedisKeys:
         return f"{self._batch(batch_id)}:events"
 
     @property
+    def epoch(self) -> str:
+        """A marker the dispatcher keeps; finding it gone means Redis lost its data."""
+        return f"{self.prefix}:{CONTRACT_VERSION}:epoch"
+
+    @property
     def metrics(self) -> str:
         """The hash of counters the workers pool for the API's /metrics (models/jobmetrics.py)."""
         return f"{self.prefix}:{CONTRACT_VERSION}:metrics"
@@ -83,6 +92,18 @@ class RedisKeys:
     def queue(self) -> str:
         """The broker queue the dispatcher sends job groups to."""
         return f"{self.prefix}.jobs"
+
+
+def chunk_entry(attempt: int, text: str, *, offset: int, ts_ms: int) -> dict[str, str]:
+    """A job stream's entry for answer text: ``offset`` is where ``text`` starts in the
+    attempt's answer, in characters, so a reader can tell a gap (or a rewrite) from more."""
+    return {
+        F_EVENT: EV_CHUNK,
+        F_ATTEMPT: str(attempt),
+        F_TEXT: text,
+        F_OFFSET: str(offset),
+        F_TS: str(ts_ms),
+    }
 
 
 def outcome_entry(

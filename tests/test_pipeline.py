@@ -14,6 +14,7 @@ from models.migrate import upgrade
 from models.rediskeys import EV_DONE, EV_ERROR, EV_RETRY, RedisKeys
 from tests.support.pipeline import jobs_of, read_stream, submit
 from tests.support.stack import Stack
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +71,12 @@ def test_workers_started_before_the_schema_wait_for_it(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'later.db'}"
     running = stack(database_url=url, redis_url=redis_url, prefix=redis_prefix, delay_ms=10)
-    time.sleep(3)  # both are up, and the database has no tables yet
+
+    def waiting() -> bool:
+        logs = [log.read_text() for log in running.logs.glob("*.log")]
+        return len(logs) == 2 and all("waiting for the database schema" in t for t in logs)
+
+    wait_until(waiting, 60, "the worker and the dispatcher waiting for the schema")
     assert all(p.poll() is None for p in [*running.workers, running.dispatcher]), running.log_text()
     upgrade(url)
     db = Database.from_url(url)
@@ -79,4 +85,3 @@ def test_workers_started_before_the_schema_wait_for_it(
         assert running.wait_for(db, batch_id, timeout=60)["succeeded"] == 5
     finally:
         db.dispose()
-    assert "waiting for the database schema" in running.log_text()

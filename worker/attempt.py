@@ -26,6 +26,7 @@ class Attempt:
 
     job: ClaimedJob
     parts: list[str] = field(default_factory=list)
+    chars: int = 0  # characters received so far
     started: float = field(default_factory=time.monotonic)
     first_chunk: float | None = None
     stop: Stop | None = None  # set by the monitor before it cancels the stream
@@ -118,4 +119,5 @@ async def stream(
         if attempt.first_chunk is None:
             attempt.first_chunk = time.monotonic()
         parts.append(text)
-        writer.chunk(key, job.attempt, text)
+        writer.chunk(key, job.attempt, text, attempt.chars)
+        attempt.chars += len(text)

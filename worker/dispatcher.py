@@ -38,7 +38,7 @@ from worker.celery_app import RUN_JOBS
 from worker.monitor import HEARTBEAT_SECONDS
 from worker.outage import Outages
 from worker.progress import publish
-from worker.repair import TerminalRepair
+from worker.repair import StreamRepair
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Dispatcher:
         self.keys = RedisKeys(settings.redis_prefix)
         self._last_progress = 0.0
         self.outages = Outages(log)
-        self._repair = TerminalRepair(self.keys, retention=settings.redis_retention, now=utcnow())
+        self._repair = StreamRepair(self.keys, retention=settings.redis_retention, now=utcnow())
 
     def run_pass(self) -> int:
         """Recover, dispatch, finalize; returns how many jobs were dispatched."""
@@ -118,7 +118,7 @@ class Dispatcher:
         with self.db.read() as session:
             repaired = self._repair.run(session, self.redis, now=now)
             if repaired:
-                log.info("wrote %d terminal entries that no worker had written", repaired)
+                log.info("healed %d job streams from SQL", repaired)
             publish(
                 session,
                 self.redis,

@@ -152,6 +152,8 @@ class Engine:
                 if ok and outcome is not None:
                     announce_outcome(self.writer, self.keys, job, outcome)
                     self.writer.count(self.keys.metrics, *jobmetrics.increments(outcome))
+                # A later attempt's text starts afresh, whatever this one's stream lost.
+                self.writer.damaged.discard(self.keys.job_stream(job.batch_id, job.custom_id))
                 self.attempts.pop(job.id, None)
                 self._on_done(job.id)
 

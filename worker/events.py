@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from models.jobs import ClaimedJob, Outcome
 from models.rediskeys import (
     EV_JOB,
@@ -11,6 +13,7 @@ from models.rediskeys import (
     F_EVENT,
     F_STATUS,
     RedisKeys,
+    chunk_entry,
     outcome_entry,
 )
 from models.states import JobStatus
@@ -43,7 +46,15 @@ def announce_outcome(
         code=outcome.error_code,
         message=outcome.error_message,
     )
-    writer.entry(keys.job_stream(job.batch_id, job.custom_id), entry)
+    key = keys.job_stream(job.batch_id, job.custom_id)
+    if key in writer.damaged and outcome.status != JobStatus.QUEUED:
+        # Some of this stream's writes were dropped (Redis was away): rewrite it whole,
+        # so its readers see the answer SQL holds, not one with holes.
+        text = outcome.output or ""
+        opening = chunk_entry(outcome.attempt, text, offset=0, ts_ms=int(time.time() * 1000))
+        writer.rewrite(key, [opening, entry] if text else [entry])
+    else:
+        writer.entry(key, entry)
     event = {
         F_EVENT: EV_JOB,
         F_CUSTOM_ID: job.custom_id,

@@ -4,7 +4,8 @@ One XADD per network chunk halves throughput (DESIGN.md), so chunks wait here fo
 tens of milliseconds: consecutive chunks of one job's attempt merge into one entry, and
 every stream touched in the window is written in one pipeline round trip. Redis is a
 view, not the record: when a write fails the entries are dropped and counted, and the
-job goes on (its result is in SQL).
+job goes on (its result is in SQL); a stream that lost entries is rewritten whole, from
+the attempt's text, when its job ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from models.rediskeys import EV_CHUNK, EVENTS_MAXLEN, F_ATTEMPT, F_EVENT, F_TEXT, F_TS
+from models.rediskeys import EV_CHUNK, EVENTS_MAXLEN, F_ATTEMPT, F_EVENT, F_TEXT, chunk_entry
 from worker.outage import Outage
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class _Pending:
 
     entries: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     capped: set[str] = field(default_factory=set)
+    # Streams to delete before their entries are added (rewritten whole).
+    replace: set[str] = field(default_factory=set)
     # Hash counters, by key then field: integer and float increments.
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     sums: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -40,8 +43,16 @@ class _Pending:
 class RedisWriter:
     """Buffers stream entries and flushes them every ``flush_ms`` in one pipeline."""
 
-    def __init__(self, client: aioredis.Redis, *, flush_ms: float, retention: int) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        flush_ms: float,
+        retention: int,
+        probe_every: float = PROBE_EVERY,
+    ) -> None:
         self._client = client
+        self._probe_every = probe_every
         self._interval = flush_ms / 1000
         self._retention = retention
         self._pending = _Pending()
@@ -50,6 +61,8 @@ class RedisWriter:
         # One flush at a time: two pipelines in flight could land out of order.
         self._flushing = asyncio.Lock()
         self.dropped = 0
+        # Streams that lost entries in a dropped write: rewritten whole when their job ends.
+        self.damaged: set[str] = set()
         self._last_try = 0.0
         self._redis = Outage("Redis", log)
         self.flushes = 0
@@ -58,21 +71,21 @@ class RedisWriter:
         """Start the flush loop on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._run(), name="redis-writer")
 
-    def chunk(self, key: str, attempt: int, text: str) -> None:
-        """Queue a chunk of text; merged with the previous one when it is the same attempt's."""
+    def chunk(self, key: str, attempt: int, text: str, offset: int) -> None:
+        """Queue text starting at character ``offset`` of the attempt's answer; merged with
+        the previous entry when that is the same attempt's."""
         entries = self._pending.entries.setdefault(key, [])
         last = entries[-1] if entries else None
         if last is not None and last[F_EVENT] == EV_CHUNK and last[F_ATTEMPT] == str(attempt):
             last[F_TEXT] += text
             return
-        entries.append(
-            {
-                F_EVENT: EV_CHUNK,
-                F_ATTEMPT: str(attempt),
-                F_TEXT: text,
-                F_TS: str(int(time.time() * 1000)),
-            }
-        )
+        entries.append(chunk_entry(attempt, text, offset=offset, ts_ms=int(time.time() * 1000)))
+
+    def rewrite(self, key: str, entries: list[dict[str, str]]) -> None:
+        """Replace a stream whole with ``entries`` at the next flush."""
+        self._pending.entries[key] = entries
+        self._pending.replace.add(key)
+        self.damaged.discard(key)
 
     def entry(self, key: str, fields: dict[str, str], *, capped: bool = False) -> None:
         """Queue one entry as it is (``capped`` streams are trimmed to about EVENTS_MAXLEN)."""
@@ -117,14 +130,18 @@ class RedisWriter:
 
     def _probe_due(self) -> bool:
         now = time.monotonic()
-        if now - self._last_try < PROBE_EVERY:
+        if now - self._last_try < self._probe_every:
             return False
         self._last_try = now
         return True
 
     def _drop(self) -> None:
-        pending, self._pending = self._pending, _Pending()
+        self._lost(self._pending)
+        self._pending = _Pending()
+
+    def _lost(self, pending: _Pending) -> None:
         self.dropped += sum(len(entries) for entries in pending.entries.values())
+        self.damaged.update(key for key in pending.entries if key not in pending.capped)
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, _Pending()
@@ -132,12 +149,12 @@ class RedisWriter:
             return
         self._last_try = time.monotonic()
         pipe = self._client.pipeline(transaction=False)
-        count = 0
         for key, entries in pending.entries.items():
+            if key in pending.replace:
+                pipe.delete(key)
             maxlen = EVENTS_MAXLEN if key in pending.capped else None
             for fields in entries:
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-                count += 1
             pipe.expire(key, self._retention)
         for key, counts in pending.counts.items():
             for name, n in counts.items():
@@ -150,7 +167,7 @@ class RedisWriter:
             self.flushes += 1
             self._redis.ok()
         except (RedisError, OSError) as exc:
-            self.dropped += count
+            self._lost(pending)
             self._redis.failed(exc, "writing stream entries (dropped meanwhile: SQL has them)")
 
     async def close(self, timeout: float) -> None:

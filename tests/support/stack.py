@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from models.batches import progress
 from models.db import Database
 from models.states import ENDED_BATCH_STATES
+from models.tables import WorkerProcess
 from tests.support.emulator import EmulatorServer
+from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,6 +116,15 @@ class Stack:
         return "\n".join(
             f"== {p.name}\n{p.read_text()[-4000:]}" for p in sorted(self.logs.glob("*.log"))
         )
+
+    def wait_ready(self, db: Database, timeout: float = 60) -> None:
+        """Wait until every worker has announced itself (its heartbeat is in SQL)."""
+
+        def live() -> bool:
+            with db.read() as session:
+                return len(list(session.scalars(select(WorkerProcess.id)))) >= len(self.workers)
+
+        wait_until(live, timeout, "every worker ready", self.log_text)
 
     def wait_for(self, db: Database, batch_id: str, timeout: float = 60) -> dict[str, int]:
         """Wait until the batch is finalized; returns its counts by state."""
