@@ -25,6 +25,8 @@ _FLAGS: list[tuple[str, type, str]] = [
     ("fault_times", int, "at most this many rate faults per request fingerprint"),
     ("retry_after", int, "Retry-After seconds of a 429"),
     ("stall_seconds", float, "silence of a stall before the answer resumes"),
+    ("openai_models", str, "comma list of the models served under /v1 (the OpenAI protocol)"),
+    ("api_key", str, "key /v1 calls must send as 'Authorization: Bearer KEY'"),
 ]
 
 
@@ -39,13 +41,15 @@ def parse_settings(argv: list[str] | None = None) -> EmulatorSettings:
     """Settings from flags, falling back to AIVBATCH_EMULATOR_* variables, then defaults."""
     parser = argparse.ArgumentParser(
         prog="python -m emulator",
-        description="The Aivvm-protocol emulator: a stand-in upstream, not the real service. "
+        description="The emulator of an LLM upstream, speaking the Aivvm protocol (/api) and "
+        "the OpenAI protocol (/v1) on one port: a stand-in, not a real service. "
         "Each flag defaults to AIVBATCH_EMULATOR_<NAME>, else to the value shown.",
     )
     defaults = EmulatorSettings.model_fields
     for name, kind, help_text in _FLAGS:
         default = defaults[name].default
         shown = ",".join(default) if isinstance(default, tuple) else default
+        shown = "none: no auth" if default is None else shown
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
@@ -90,11 +94,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("uvicorn.error").addFilter(_DropEmulatedResets())
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
+    auth = "key required" if settings.api_key else "no auth"
     sys.stderr.write(
-        f"aivbatch Aivvm emulator — a stand-in, not the real service — listening on "
-        f"http://{shown}:{port} (chunks {settings.chunks}×{settings.chunk_size} B, "
-        f"ttfb {settings.ttfb_ms:g} ms, delay {settings.delay_ms:g} ms, "
-        f"fault rate {settings.fault_rate:g})\n"
+        f"aivbatch emulator (Aivvm at /api, OpenAI-compatible at /v1) — a stand-in, not the "
+        f"real service — listening on http://{shown}:{port} "
+        f"(chunks {settings.chunks}×{settings.chunk_size} B, ttfb {settings.ttfb_ms:g} ms, "
+        f"delay {settings.delay_ms:g} ms, fault rate {settings.fault_rate:g}; /v1 models "
+        f"{','.join(settings.openai_models)}, {auth})\n"
     )
     sys.stderr.flush()
     uvicorn.Server(config).run(sockets=[sock])

@@ -8,7 +8,19 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Every fault the emulator can play; `--faults` and the marker's `fault=` pick among them.
-FAULT_KINDS = ("429", "500", "403", "html", "reset", "stall")
+FAULT_KINDS = ("429", "500", "503", "400", "401", "403", "html", "reset", "stall", "error_event")
+DEFAULT_OPENAI_MODELS = (
+    "gpt-4o-mini",
+    "llama-3.1-8b-instruct",
+    "qwen2.5-7b",
+    "text-embedding-3-small",
+)
+
+
+def _comma_list(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class EmulatorSettings(BaseSettings):
@@ -39,12 +51,26 @@ class EmulatorSettings(BaseSettings):
     stall_seconds: float = Field(
         default=300.0, ge=0, description="Silence of a stall before the answer resumes."
     )
+    openai_models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=DEFAULT_OPENAI_MODELS,
+        description="Models served under /v1 (the OpenAI protocol), comma-separated.",
+    )
+    api_key: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Key /v1 calls must send as 'Authorization: Bearer KEY' (none: no auth).",
+    )
 
-    @field_validator("faults", mode="before")
+    @field_validator("faults", "openai_models", mode="before")
     @classmethod
-    def _split_faults(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
+    def _split(cls, value: object) -> object:
+        return _comma_list(value)
+
+    @field_validator("openai_models")
+    @classmethod
+    def _some_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one model")
         return value
 
     @field_validator("faults")

@@ -1,13 +1,28 @@
 """Per-request markers and the deterministic choice of a fault.
 
-A marker anywhere in a message's content configures that one request::
+A marker anywhere in a message's text (for the OpenAI protocol also a completion's
+``prompt`` or a response's ``input``) configures that one request::
 
     [[emulator chunks=5 delay_ms=10 fault=429 times=2 retry_after=3 tag=j7]]
 
-Keys: chunks, chunk_size, ttfb_ms, delay_ms, fault (429, 500, 403, html, reset, stall),
+Keys, both protocols: chunks, chunk_size, ttfb_ms, delay_ms; fault, one of
+
+- ``429`` (Retry-After seconds and, for /v1, ``retry-after-ms``), ``500``, ``503``, ``400``,
+  ``401``: a JSON error answer with that status;
+- ``403``: an anti-bot challenge page; ``html``: such a page served with 200;
+- ``reset``: the connection dropped mid-body; ``stall``: silence mid-body, then the rest;
+- ``error_event``: for /v1 streams, an error event mid-stream (a ``data: {"error": ...}``
+  event, or ``event: error`` for /v1/responses) then the end; a /v1 answer that is not
+  streamed gets a 500 instead, and the Aivvm protocol, which has no events, a reset;
+
 times (fault only the first N calls of the same request, then answer), retry_after
-(seconds, 429), after (chunks sent before a reset or stall; default half), stall_seconds,
-tag (a label counted in the stats). Several markers merge; a later key wins.
+(seconds, 429 and 503), after (chunks sent before a mid-body fault; default half),
+stall_seconds, tag (a label counted in the stats).
+
+OpenAI protocol only: sse (comma list of framing variations, each still valid SSE: crlf,
+comments, multiline, split; see ``emulator.openai.sse``), tool (1: ``tool_choice: "auto"``
+calls the first tool), cached_tokens and reasoning_tokens (reported in the usage details).
+Several markers merge; a later key wins.
 """
 
 from __future__ import annotations
@@ -20,6 +35,8 @@ from dataclasses import dataclass, fields
 from emulator.config import FAULT_KINDS, EmulatorSettings
 
 MARKER = re.compile(r"\[\[emulator(?:\s+([^\]]*?))?\s*\]\]")
+# Framing variations of server-sent events a conforming parser reads to the same result.
+SSE_VARIATIONS = ("crlf", "comments", "multiline", "split")
 _TAG = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 # Beyond this many remembered requests the oldest are forgotten, bounding memory in long runs.
 _MAX_REMEMBERED = 200_000
@@ -47,6 +64,10 @@ class Overrides:
     after: int | None = None
     stall_seconds: float | None = None
     tag: str | None = None
+    sse: frozenset[str] = frozenset()
+    tool: int | None = None
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
 
 
 NO_OVERRIDES = Overrides()
@@ -86,7 +107,15 @@ def _tag(raw: str) -> str:
     return raw
 
 
+def _sse(raw: str) -> frozenset[str]:
+    kinds = frozenset(raw.split(","))
+    if not kinds <= frozenset(SSE_VARIATIONS):
+        raise ValueError
+    return kinds
+
+
 _fault.__doc__ = f"one of {', '.join(FAULT_KINDS)}"
+_sse.__doc__ = f"a comma list of {', '.join(SSE_VARIATIONS)}"
 _tag.__doc__ = "1-64 of A-Z a-z 0-9 _ . : -"
 
 _PARSERS: dict[str, Callable[[str], object]] = {
@@ -100,6 +129,10 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "after": _integer(0, 10_000),
     "stall_seconds": _number(0, 86_400),
     "tag": _tag,
+    "sse": _sse,
+    "tool": _integer(0, 1),
+    "cached_tokens": _integer(0, 100_000_000),
+    "reasoning_tokens": _integer(0, 100_000_000),
 }
 assert set(_PARSERS) == {f.name for f in fields(Overrides)}
 

@@ -98,12 +98,8 @@ def _string(data: dict[str, Any], field: str) -> str:
     return value
 
 
-def parse_chat(body: bytes) -> ChatRequest:
-    """Validate a ``POST /api/chat`` body; raises RequestError naming the field."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
-        raise RequestError("body", f"the body is not valid JSON: {exc}") from None
+def parse_chat(data: Any) -> ChatRequest:
+    """Validate a ``POST /api/chat`` body's JSON; raises RequestError naming the field."""
     if not isinstance(data, dict):
         raise RequestError("body", "the body must be a JSON object")
     model_id = _model(data)

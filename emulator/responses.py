@@ -8,9 +8,9 @@ from typing import Any
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-# On every response, so nobody mistakes the emulator for the service it stands in for.
-EMULATOR_HEADER = (b"x-aivvm-emulator", b"aivbatch")
-TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), EMULATOR_HEADER]
+# On every response of both protocols, so nobody mistakes the emulator for a real service.
+EMULATOR_HEADERS = [(b"x-aivvm-emulator", b"aivbatch"), (b"x-aivbatch-emulator", b"aivbatch")]
+TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8"), *EMULATOR_HEADERS]
 
 # What an anti-bot wall in front of a chat site answers with (status 403).
 CHALLENGE_PAGE = b"""<!DOCTYPE html>
@@ -47,7 +47,7 @@ async def send_whole(
     headers = [
         (b"content-type", content_type),
         (b"content-length", str(len(body)).encode()),
-        EMULATOR_HEADER,
+        *EMULATOR_HEADERS,
         *(extra or ()),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -62,6 +62,11 @@ async def send_json(
     await send_whole(send, status, body, b"application/json", extra)
 
 
-def error(message: str, kind: str = "invalid_request_error", param: str | None = None) -> Any:
+def error(
+    message: str,
+    kind: str = "invalid_request_error",
+    param: str | None = None,
+    code: str | None = None,
+) -> Any:
     """An error object in the shape OpenAI-style clients expect."""
-    return {"error": {"message": message, "type": kind, "param": param}}
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

@@ -1,23 +1,32 @@
-"""The Aivvm emulator as a real subprocess, for tests that need an upstream.
+"""The emulator as a real subprocess, for tests that need an upstream (either protocol).
 
 Interface (kept stable; provider and pipeline tests rely on it):
 
 - fixture ``emulator``: a factory. ``emulator(**options) -> EmulatorServer`` starts
   ``python -m emulator --host 127.0.0.1 --port <free port> <options as flags>``
   (``delay_ms=10`` becomes ``--delay-ms 10``; a list or tuple is joined with commas, e.g.
-  ``faults=["429", "reset"]``), waits until it answers, and stops it by PID at teardown.
+  ``faults=["429", "reset"]``, ``openai_models=["m1", "m2"]``), waits until it answers,
+  and stops it by PID at teardown. Options: chunks, chunk_size, ttfb_ms, delay_ms,
+  fault_rate, faults, fault_times, retry_after, stall_seconds, openai_models (served under
+  ``/v1``), api_key (``/v1`` then needs ``Authorization: Bearer KEY``).
   ``AIVBATCH_EMULATOR_*`` variables of the calling environment are not passed on, so only
   the options given here apply.
-- ``EmulatorServer``: ``.url`` (base URL, e.g. ``http://127.0.0.1:54321``), ``.port``,
-  ``.pid``, ``.stats() -> dict`` (``GET /_emulator/stats``: started, completed, faulted by
-  kind, disconnected, rejected, in_flight, started_by_tag, completed_by_tag), ``.reset()``
-  (zero the stats and the per-request fault counters), ``.stop()`` (SIGTERM, then SIGKILL),
-  ``.start()`` (start again on the same port), ``.log()`` (what it wrote). Also a context
-  manager, for use outside pytest.
+- ``EmulatorServer``: ``.url`` (base URL, e.g. ``http://127.0.0.1:54321``; the OpenAI
+  protocol is at ``.url + "/v1"``, also ``.openai_url``), ``.port``, ``.pid``,
+  ``.stats() -> dict`` (``GET /_emulator/stats``: started, completed, faulted by kind,
+  disconnected, rejected, in_flight, peak_in_flight, started_by_tag, completed_by_tag,
+  by_protocol), ``.requests(limit=None) -> list[dict]`` (``GET /_emulator/requests``: the
+  calls received, oldest first, each ``{path, method, headers, body, received_at}``),
+  ``.wait_for_stats(predicate, timeout=5) -> dict`` (polls until ``predicate(stats)``),
+  ``.reset()`` (zero the stats, the per-request fault counters and the calls recorded),
+  ``.stop()`` (SIGTERM, then SIGKILL), ``.start()`` (start again on the same port),
+  ``.log()`` (what it wrote). Also a context manager, for use outside pytest.
 - ``marker(**kv) -> str``: the ``[[emulator k=v ...]]`` string to put in a message's
-  content, e.g. ``marker(fault="429", times=1, tag="j1")``. Keys: chunks, chunk_size,
-  ttfb_ms, delay_ms, fault (429, 500, 403, html, reset, stall), times, retry_after, after,
-  stall_seconds, tag; see ``emulator.faults``.
+  text, e.g. ``marker(fault="429", times=1, tag="j1")``. Keys: chunks, chunk_size,
+  ttfb_ms, delay_ms, fault (429, 500, 503, 400, 401, 403, html, reset, stall,
+  error_event), times, retry_after, after, stall_seconds, tag; for ``/v1`` also sse (a
+  list of crlf, comments, multiline, split), tool (1), cached_tokens, reasoning_tokens;
+  see ``emulator.faults``.
 """
 
 from __future__ import annotations
@@ -157,8 +166,34 @@ class EmulatorServer:
         result: dict[str, Any] = response.json()
         return result
 
+    @property
+    def openai_url(self) -> str:
+        """Base URL of the OpenAI protocol (what ``OpenAI(base_url=...)`` takes)."""
+        return self.url + "/v1"
+
+    def requests(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The calls received (the last ``limit``), oldest first."""
+        params = {} if limit is None else {"limit": limit}
+        response = self.http.get("/_emulator/requests", params=params)
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()
+        return result
+
+    def wait_for_stats(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5
+    ) -> dict[str, Any]:
+        """The stats once ``predicate`` holds for them; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if predicate(stats):
+                return stats
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the emulator's stats never matched: {stats}")
+            time.sleep(0.02)
+
     def reset(self) -> None:
-        """Zero the stats and the per-request counters (``times``, rate faults)."""
+        """Zero the stats, the per-request counters (``times``, rate faults), the calls."""
         self.http.post("/_emulator/reset").raise_for_status()
 
     def log(self) -> str:
