@@ -71,11 +71,12 @@ def emulator(
     ] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on (default 8765).")] = None,
 ) -> None:
-    """Serve the Aivvm-protocol emulator (a stand-in upstream, not the real service).
+    """Serve the emulator: the Aivvm protocol at /api and the OpenAI one at /v1 (a stand-in).
 
     Every other option goes through unchanged: --chunks, --chunk-size, --ttfb-ms,
-    --delay-ms, --fault-rate, --faults, --fault-times, --retry-after, --stall-seconds
-    (see `python -m emulator --help`). Unset options keep AIVBATCH_EMULATOR_* values.
+    --delay-ms, --fault-rate, --faults, --fault-times, --retry-after, --stall-seconds,
+    --openai-models, --api-key (see `python -m emulator --help`). Unset options keep
+    AIVBATCH_EMULATOR_* values.
     """
     args = [*(["--host", host] if host else []), *(["--port", str(port)] if port else [])]
     _exec_module("emulator", [*args, *ctx.args])
