@@ -185,7 +185,7 @@ def test_marker_sets_chunking(client: httpx.Client) -> None:
     assert about(len(response.content), 300)
 
 
-@pytest.mark.parametrize("kind", ["429", "500", "403", "html"])
+@pytest.mark.parametrize("kind", ["429", "500", "503", "400", "401", "403", "html"])
 def test_whole_response_faults(client: httpx.Client, kind: str) -> None:
     response = client.post("/api/chat", json=body(f"Fault {kind} " + marker(fault=kind)))
     assert response.headers["x-aivvm-emulator"] == "aivbatch"
@@ -193,9 +193,12 @@ def test_whole_response_faults(client: httpx.Client, kind: str) -> None:
         assert response.status_code == 429
         assert response.headers["retry-after"] == "1"
         assert response.json()["error"]["type"] == "rate_limit_error"
-    elif kind == "500":
-        assert response.status_code == 500
+    elif kind in ("500", "503"):
+        assert response.status_code == int(kind)
         assert response.json()["error"]["type"] == "server_error"
+    elif kind in ("400", "401"):
+        assert response.status_code == int(kind)
+        assert response.json()["error"]["type"] == "invalid_request_error"
     elif kind == "403":
         assert response.status_code == 403
         assert response.headers["content-type"].startswith("text/html")
@@ -216,16 +219,20 @@ def test_fault_times_then_answers_and_retry_after(client: httpx.Client) -> None:
     assert third.text and third.headers["content-type"].startswith("text/plain")
 
 
-def test_reset_leaves_an_incomplete_body(client: httpx.Client, server: EmulatorServer) -> None:
-    before = server.stats()["faulted"]["reset"]
+@pytest.mark.parametrize("kind", ["reset", "error_event"])
+def test_reset_leaves_an_incomplete_body(
+    client: httpx.Client, server: EmulatorServer, kind: str
+) -> None:
+    # The raw-text protocol has no events: an error event plays as a reset.
+    before = server.stats()["faulted"][kind]
     received = b""
     with pytest.raises(httpx.RemoteProtocolError):
-        with client.stream("POST", "/api/chat", json=body("Cut " + marker(fault="reset"))) as r:
+        with client.stream("POST", "/api/chat", json=body("Cut " + marker(fault=kind))) as r:
             assert r.status_code == 200
             for piece in r.iter_raw():
                 received += piece
     assert 8 * 24 <= len(received) < 20 * 24
-    assert server.stats()["faulted"]["reset"] == before + 1
+    assert server.stats()["faulted"][kind] == before + 1
 
 
 def test_stall_goes_silent_and_frees_the_stream_on_disconnect(

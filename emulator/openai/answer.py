@@ -66,22 +66,23 @@ def _sentence_source(seed: int, cyrillic: bool) -> Any:
 
 
 def _body(seed: int, shape: Shape, target: int) -> tuple[str, str]:
-    """The whole text and its natural finish reason."""
+    """The whole text and its natural finish reason (stop strings cut text, not tool calls)."""
     rng = random.Random(seed)
     if shape.tool_name is not None:
-        args = example(
-            json.loads(shape.tool_parameters), rng, _sentence_source(seed, shape.cyrillic)
-        )
+        sentence = _sentence_source(seed, shape.cyrillic)
+        args = example(json.loads(shape.tool_parameters), rng, sentence)
         return json.dumps(args if isinstance(args, dict) else {}, ensure_ascii=False), "tool_calls"
-    if shape.json_schema is not None:
+    if shape.json_schema is None:
+        text = shape.lead + answer_text(seed, shape.cyrillic, target)
+    else:
         if shape.json_schema:
             sentence = _sentence_source(seed, shape.cyrillic)
             value = example(json.loads(shape.json_schema), rng, sentence)
         else:
             value = {"answer": answer_text(seed, shape.cyrillic, target)}
-        obj = value if isinstance(value, dict) else {"answer": value}
-        return json.dumps(obj, ensure_ascii=False), "stop"
-    text = shape.lead + answer_text(seed, shape.cyrillic, target)
+        text = json.dumps(
+            value if isinstance(value, dict) else {"answer": value}, ensure_ascii=False
+        )
     found = [i for i in (text.find(s) for s in shape.stop) if i >= 0]
     return (text[: min(found)] if found else text), "stop"
 
