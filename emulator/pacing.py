@@ -38,6 +38,12 @@ class Pacing:
     stall: float = 0.0
 
 
+def cut_index(pacing: Pacing, writes: int) -> int:
+    """The write a mid-body fault replaces: ``after``, else half way, never past the last."""
+    # The last write is always held back, so a reset leaves the body unfinished.
+    return min(writes // 2 if pacing.after is None else pacing.after, writes - 1)
+
+
 def body_message(data: bytes, more: bool) -> Message:
     """One ASGI body message."""
     return {"type": "http.response.body", "body": data, "more_body": more}
@@ -78,11 +84,7 @@ async def play(
     the rest of the body for an ``error_event`` fault.
     """
     await send(start)
-    cut_at = -1
-    if pacing.fault is not None:
-        # The last write is always held back, so a reset leaves the body unfinished.
-        cut_at = len(writes) // 2 if pacing.after is None else pacing.after
-        cut_at = min(cut_at, len(writes) - 1)
+    cut_at = cut_index(pacing, len(writes)) if pacing.fault is not None else -1
     delay = pacing.delay
     for i, write in enumerate(writes):
         if i == cut_at:
