@@ -47,6 +47,7 @@ import httpx
 import pytest
 
 from cli.embedded import free_port
+from tests.support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -183,14 +184,14 @@ class EmulatorServer:
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 5
     ) -> dict[str, Any]:
         """The stats once ``predicate`` holds for them; AssertionError after ``timeout``."""
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def matching() -> dict[str, Any] | None:
             stats = self.stats()
-            if predicate(stats):
-                return stats
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the emulator's stats never matched: {stats}")
-            time.sleep(0.02)
+            return stats if predicate(stats) else None
+
+        return wait_until(
+            matching, timeout, "the emulator's stats to match", lambda: str(self.stats())
+        )
 
     def reset(self) -> None:
         """Zero the stats, the per-request counters (``times``, rate faults), the calls."""
