@@ -123,7 +123,8 @@ def test_refusal_carries_the_upstreams_json_message(upstream: EmulatorServer, pa
         collect(path, "Hi " + marker(fault="418"), base_url=upstream.url)
     assert caught.value.status_code == 400
     assert str(caught.value) == (
-        "400: emulator marker: fault must be one of 429, 500, 403, html, reset, stall, not '418'"
+        "400: emulator marker: fault must be one of 429, 500, 503, 400, 401, 403, html, reset, "
+        "stall, error_event, not '418'"
     )
     assert caught.value.retryable is False
     assert_no_secret(caught.value)
