@@ -180,7 +180,8 @@ def next_jobs(
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Jobs handed to the broker under one token; ``reserve``: they may use the reserve."""
+    """Jobs handed to the broker under one token; ``reserve``: a worker starts them at once,
+    in its reserve if its normal streams are full (a tenant under its fair share)."""
 
     token: str
     job_ids: list[int]
@@ -219,8 +220,8 @@ def fill(
     first; what is left goes to tenants that want more. Nobody preempts a running stream,
     so a tenant that filled the workers while alone holds them until its answers end; the
     workers' ``reserve`` (streams beyond ``capacity``) is therefore only for tenants under
-    their fair share, and their groups are marked so a worker starts them at once even
-    when its normal streams are full.
+    their fair share, and their groups are marked so a worker starts them before the
+    backlog it holds, in the reserve if its normal streams are full.
     """
     waiting = waiting_batches(session, now=now)
     if not waiting:
@@ -236,23 +237,25 @@ def fill(
     order = sorted(waiting, key=lambda tenant: held.get(tenant, 0))
     groups: list[Group] = []
 
-    def give(tenant: str, want: int, *, reserve_too: bool) -> None:
-        normal, extra = slots.take(want, reserve_too=reserve_too)
+    def give(tenant: str, want: int, *, under_share: bool) -> None:
+        normal, extra = slots.take(want, reserve_too=under_share)
         ids = next_jobs(session, normal + extra, now=now, batch_ids=waiting[tenant])
         slots.give_back(normal + extra - len(ids), extra)
         held[tenant] = held.get(tenant, 0) + len(ids)
-        got_normal = min(len(ids), normal)
-        for part, in_reserve in ((ids[:got_normal], False), (ids[got_normal:], True)):
-            for start in range(0, len(part), group):
-                token = uuid.uuid4().hex
-                marked = mark_dispatched(session, part[start : start + group], token, now=now)
-                if marked:
-                    groups.append(Group(token, marked, tenant, in_reserve))
+        # Under its share beside other tenants, a tenant's groups jump the queue in the
+        # worker: the groups waiting there are the others' backlog. Alone, it has no one to
+        # jump, and it must leave the reserve free for whoever comes next.
+        lane = under_share and len(active) > 1
+        for start in range(0, len(ids), group):
+            token = uuid.uuid4().hex
+            marked = mark_dispatched(session, ids[start : start + group], token, now=now)
+            if marked:
+                groups.append(Group(token, marked, tenant, lane))
 
     for tenant in order:
-        give(tenant, share - held.get(tenant, 0), reserve_too=True)
+        give(tenant, share - held.get(tenant, 0), under_share=True)
     for tenant in order:
         if slots.normal <= 0:
             break
-        give(tenant, slots.normal, reserve_too=False)
+        give(tenant, slots.normal, under_share=False)
     return groups
