@@ -6,6 +6,7 @@ or a native request ``{custom_id, messages, model?, temperature?, system_message
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,13 @@ OPENAI_URL = "/v1/chat/completions"
 MAX_CUSTOM_ID = 512
 MAX_MODEL = 64
 DEFAULT_MODEL = "gpt-3.5-turbo"
+# A custom_id is part of URLs, SSE fields and JSONL: no control characters, and no
+# "/events" ending, which the job's events route would shadow.
+EVENTS_SUFFIX = "/events"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# JSON may carry lone UTF-16 surrogates ("\ud800"): they are not text, and no database,
+# log or HTTP answer can encode them.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +39,20 @@ class InvalidRequest(ValueError):
     """One request's problem; the message names the field."""
 
 
+def defaults_from(model: Any, temperature: Any, system_message: Any) -> Defaults:
+    """Batch-level defaults, held to the same rules as a request's own values."""
+    return Defaults(
+        model=_model(model, Defaults()),
+        temperature=_temperature(temperature, Defaults()),
+        system_message=_system_message(system_message, Defaults()),
+    )
+
+
 def request_from(obj: Any, defaults: Defaults) -> NewJob:
     """One request, from an OpenAI batch line or a native request object."""
     if not isinstance(obj, dict):
         raise InvalidRequest("a request must be a JSON object")
-    custom_id = obj.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id.strip():
-        raise InvalidRequest("custom_id must be a non-empty string")
-    if len(custom_id) > MAX_CUSTOM_ID:
-        raise InvalidRequest(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
+    custom_id = _custom_id(obj.get("custom_id"))
     if "body" in obj:
         body = _openai_body(obj)
     elif "messages" in obj:
@@ -55,6 +68,25 @@ def request_from(obj: Any, defaults: Defaults) -> NewJob:
         temperature=_temperature(body.get("temperature"), defaults),
         system_message=_system_message(body.get("system_message"), defaults),
     )
+
+
+def require_text(value: str, field: str) -> str:
+    """``value``, if it is text (no lone UTF-16 surrogates); ``field`` names it if not."""
+    if _SURROGATE.search(value):
+        raise InvalidRequest(f"{field} holds a lone UTF-16 surrogate, which is not text")
+    return value
+
+
+def _custom_id(custom_id: Any) -> str:
+    if not isinstance(custom_id, str) or not custom_id.strip():
+        raise InvalidRequest("custom_id must be a non-empty string")
+    if len(custom_id) > MAX_CUSTOM_ID:
+        raise InvalidRequest(f"custom_id is longer than {MAX_CUSTOM_ID} characters")
+    if _CONTROL.search(custom_id):
+        raise InvalidRequest("custom_id must not hold control characters (newlines, tabs, ...)")
+    if custom_id.endswith(EVENTS_SUFFIX):
+        raise InvalidRequest(f"custom_id must not end in {EVENTS_SUFFIX!r} (the events route's)")
+    return require_text(custom_id, "custom_id")
 
 
 def _openai_body(obj: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +108,7 @@ def _model(model: Any, defaults: Defaults) -> str:
         return defaults.model
     if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL:
         raise InvalidRequest(f"model must be a non-empty string of at most {MAX_MODEL} characters")
-    return model
+    return require_text(model, "model")
 
 
 def _messages(messages: Any) -> list[dict[str, str]]:
@@ -96,12 +128,12 @@ def _messages(messages: Any) -> list[dict[str, str]]:
 def _content(content: Any, i: int) -> str:
     """A message's text; OpenAI's list of text parts is joined into one string."""
     if isinstance(content, str):
-        return content
+        return require_text(content, f"messages[{i}].content")
     if isinstance(content, list) and all(
         isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
         for p in content
     ):
-        return "".join(p["text"] for p in content)
+        return require_text("".join(p["text"] for p in content), f"messages[{i}].content")
     raise InvalidRequest(f"messages[{i}].content must be a string (or a list of text parts)")
 
 
@@ -118,4 +150,4 @@ def _system_message(value: Any, defaults: Defaults) -> str | None:
         return defaults.system_message
     if not isinstance(value, str):
         raise InvalidRequest("system_message must be a string")
-    return value
+    return require_text(value, "system_message")
