@@ -1,20 +1,26 @@
-"""The requests of a new batch: validated whole before anything is written.
+"""The requests of a new batch, checked one at a time as they are read.
 
-Two sources, one set of rules (models/requests.py): inline requests of the native API
-(``request 1``, ``request 2``, …) and the lines of an uploaded JSONL file (numbered as file
-lines). Every problem is collected, so the caller hears about all its bad lines at once.
+Two sources, one set of rules (models/requests.py): the inline requests of the native API
+(``request 1``, ``request 2``, …, api/inline_input.py) and the lines of a JSONL file
+(numbered as file lines). ``Intake`` checks each request and hands the good ones on (to
+the batch being written, or to nothing for an upload's check); every problem is
+collected, so the caller hears about all its bad lines at once, and after the first one
+nothing more is handed on: the caller rolls back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from api.errors import BadRequests, LineProblem
-from models.batches import NewJob
+from models.batches import NewJob, messages_json
 from models.requests import Defaults, InvalidRequest, request_from
+
+# Called with each good request and its messages as JSON text.
+Sink = Callable[[NewJob, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,77 +31,131 @@ class Limits:
     max_request_bytes: int
 
 
-def parse_jsonl(data: bytes, defaults: Defaults, limits: Limits) -> list[NewJob]:
-    """The requests of a JSONL file; raises BadRequests naming every bad line."""
-    lines = [(n, raw) for n, raw in enumerate(data.split(b"\n"), start=1) if raw.strip()]
-    _check_count(len(lines), limits)
-    return _collect(_decode_lines(lines, limits), defaults, label="line")
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding it when it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode())
 
 
-def parse_inline(requests: list[Any], defaults: Defaults, limits: Limits) -> list[NewJob]:
-    """The inline requests of a native create call; raises BadRequests naming each one."""
-    _check_count(len(requests), limits)
+class Intake:
+    """Checks the requests of one batch in order; see the module docstring."""
 
-    def numbered() -> Iterator[tuple[int, Any, LineProblem | None]]:
-        for n, obj in enumerate(requests, start=1):
-            size = len(json.dumps(obj, ensure_ascii=False).encode())
-            yield n, obj, _size_problem(n, size, limits)
+    def __init__(
+        self,
+        defaults: Defaults,
+        limits: Limits,
+        *,
+        label: str,
+        sink: Sink | None = None,
+        batch_system_message: str | None = None,
+    ) -> None:
+        self.defaults = defaults
+        self.limits = limits
+        self.label = label
+        self.sink = sink
+        self.inherited_bytes = utf8_size(batch_system_message or "")
+        self.problems: list[LineProblem] = []
+        self.first_use: dict[str, int] = {}
+        self.count = 0
 
-    return _collect(numbered(), defaults, label="request")
+    @property
+    def failed(self) -> bool:
+        """Whether a problem has been found (nothing is handed on after it)."""
+        return bool(self.problems)
+
+    def _counted(self) -> None:
+        self.count += 1
+        if self.count > self.limits.max_requests:
+            raise BadRequests.too_many(self.count, self.limits.max_requests, exact=False)
+
+    def refuse(self, problem: LineProblem) -> None:
+        """Record a problem found before the request could be decoded."""
+        self._counted()
+        self.problems.append(problem)
+
+    def take(self, n: int, obj: Any) -> None:
+        """Check the request numbered ``n``; hand it on if it and all before it are good."""
+        self._counted()
+        try:
+            job = request_from(obj, self.defaults)
+        except InvalidRequest as exc:
+            self.problems.append(LineProblem(n, str(exc)))
+            return
+        first = self.first_use.setdefault(job.custom_id, n)
+        if first != n:
+            message = f"custom_id {job.custom_id!r} is already used by {self.label} {first}"
+            self.problems.append(LineProblem(n, message, "duplicate"))
+            return
+        text = messages_json(job.messages)
+        size = utf8_size(text)
+        size += utf8_size(job.system_message) if job.system_message else self.inherited_bytes
+        if size > self.limits.max_request_bytes:
+            self.problems.append(_too_large(n, f"the request is {size} bytes", self.limits))
+            return
+        if self.sink is not None and not self.problems:
+            self.sink(job, text)
+
+    def finish(self) -> int:
+        """How many requests there were; raises BadRequests naming every bad one."""
+        if self.count == 0:
+            raise BadRequests([LineProblem(1, "a batch needs at least one request")])
+        if self.problems:
+            raise BadRequests(self.problems, label=self.label)
+        return self.count
 
 
-def _check_count(count: int, limits: Limits) -> None:
-    if count == 0:
-        raise BadRequests([LineProblem(1, "a batch needs at least one request")])
-    if count > limits.max_requests:
-        raise BadRequests.too_many(count, limits.max_requests)
-
-
-def _size_problem(n: int, size: int, limits: Limits) -> LineProblem | None:
-    if size <= limits.max_request_bytes:
-        return None
-    message = (
-        f"the request is {size} bytes, over the limit of {limits.max_request_bytes}"
-        " (AIVBATCH_MAX_REQUEST_BYTES)"
-    )
+def _too_large(n: int, what: str, limits: Limits) -> LineProblem:
+    # A request's size: its messages as JSON and its system message (its own or the batch's).
+    message = f"{what}, over the limit of {limits.max_request_bytes} (AIVBATCH_MAX_REQUEST_BYTES)"
     return LineProblem(n, message, "too_large")
 
 
-def _decode_lines(
-    lines: Iterable[tuple[int, bytes]], limits: Limits
-) -> Iterator[tuple[int, Any, LineProblem | None]]:
-    for n, raw in lines:
-        if problem := _size_problem(n, len(raw), limits):
-            yield n, None, problem
+def read_lines(pieces: Iterable[bytes], max_line: int) -> Iterator[tuple[int, bytes | None]]:
+    """The non-blank lines of a byte stream, numbered from 1; None for a line over
+    ``max_line`` bytes, which is skipped without being held."""
+    n = 0
+    held = b""
+    skipping = False
+    for piece in pieces:
+        start = 0
+        while True:
+            end = piece.find(b"\n", start)
+            if end < 0:
+                if not skipping:
+                    held += piece[start:]
+                    if len(held) > max_line:
+                        held, skipping = b"", True
+                break
+            n += 1
+            if skipping:
+                yield n, None
+            else:
+                line = held + piece[start:end]
+                if line.strip():
+                    yield (n, line) if len(line) <= max_line else (n, None)
+            held, skipping = b"", False
+            start = end + 1
+    if skipping or held.strip():
+        n += 1
+        yield (n, None) if skipping or len(held) > max_line else (n, held)
+
+
+def take_jsonl(intake: Intake, pieces: Iterable[bytes]) -> int:
+    """Feed every line of a JSONL byte stream to ``intake``; returns the request count."""
+    limits = intake.limits
+    for n, raw in read_lines(pieces, limits.max_request_bytes):
+        if raw is None:
+            intake.refuse(_too_large(n, "the line is longer", limits))
             continue
         try:
-            yield n, json.loads(raw), None
+            obj = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError:
-            yield n, None, LineProblem(n, "not UTF-8 text")
+            intake.refuse(LineProblem(n, "not UTF-8 text"))
+            continue
         except json.JSONDecodeError as exc:
-            yield n, None, LineProblem(n, f"not valid JSON ({exc.msg} at column {exc.colno})")
-
-
-def _collect(
-    numbered: Iterable[tuple[int, Any, LineProblem | None]], defaults: Defaults, *, label: str
-) -> list[NewJob]:
-    jobs: list[NewJob] = []
-    problems: list[LineProblem] = []
-    first_use: dict[str, int] = {}
-    for n, obj, problem in numbered:
-        if problem is not None:
-            problems.append(problem)
+            intake.refuse(LineProblem(n, f"not valid JSON ({exc.msg} at column {exc.colno})"))
             continue
-        try:
-            job = request_from(obj, defaults)
-        except InvalidRequest as exc:
-            problems.append(LineProblem(n, str(exc)))
+        except RecursionError:
+            intake.refuse(LineProblem(n, "not usable JSON (nested too deeply)"))
             continue
-        first = first_use.setdefault(job.custom_id, n)
-        if first != n:
-            message = f"custom_id {job.custom_id!r} is already used by {label} {first}"
-            problems.append(LineProblem(n, message, "duplicate"))
-        jobs.append(job)
-    if problems:
-        raise BadRequests(problems, label=label)
-    return jobs
+        intake.take(n, obj)
+    return intake.finish()

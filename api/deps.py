@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
+from api.auth import DEFAULT_TENANT, bearer
 from api.errors import Unauthorized
 from api.services import Services
-from models import apikeys
-from models.types import utcnow
-
-# The tenant of every caller when authentication is turned off.
-DEFAULT_TENANT = "default"
 
 
 def get_services(request: Request) -> Services:
@@ -24,22 +21,21 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def get_tenant(request: Request, services: ServicesDep) -> str:
-    """The tenant of the bearer key (or the default tenant when auth is off)."""
-    if not services.settings.auth_enabled:
-        return DEFAULT_TENANT
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+def get_tenant(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The tenant of the caller's key, settled before the body was read (api/auth.py)."""
+    tenant = request.scope.get("state", {}).get("tenant")
+    if tenant is None:
         raise Unauthorized("an API key is required: send 'Authorization: Bearer <key>'")
-    with services.db.read() as session:
-        key = apikeys.authenticate(session, secret.strip())
-    if key is None:
-        raise Unauthorized("the API key is not valid (unknown or revoked)")
-    now = utcnow()
-    if apikeys.touch_due(key, now=now):
-        with services.db.write() as session:
-            apikeys.touch(session, key.id, now=now)
-    return key.tenant_id
+    return str(tenant)
+
+
+def get_key_id(request: Request) -> str:
+    """The id of the caller's key (the tenant's name when authentication is off)."""
+    return str(request.scope.get("state", {}).get("key_id", DEFAULT_TENANT))
 
 
 TenantDep = Annotated[str, Depends(get_tenant)]
+KeyIdDep = Annotated[str, Depends(get_key_id)]

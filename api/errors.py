@@ -3,15 +3,19 @@
     ApiError                 an answer with a status, a code and a message
     ├── Unauthorized         401: no key, an unknown key, a revoked key
     ├── BodyTooLarge         413: the body is over the configured limit
+    ├── TooManyRequests      429: a rate limit or a tenant quota (with Retry-After)
+    ├── Unavailable          503: SQL or Redis is down (with Retry-After)
     └── BadRequests          400 / 413 / 422: requests of a batch that cannot be accepted
 
-Domain errors raised below the web layer (models.errors) are mapped here too; anything
-else is a 500 whose details go to the log, never to the caller.
+Domain errors raised below the web layer (models.errors) are mapped here too, and so are
+the errors that say SQL or Redis is unavailable (503, counted by api/outages.py);
+anything else is a 500 whose details go to the log, never to the caller.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +23,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
+from api.outages import (
+    REDIS_UNAVAILABLE,
+    RETRY_AFTER_SECONDS,
+    SQL_UNAVAILABLE,
+    Outages,
+    service_of,
+)
 from models.errors import AivbatchError, Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -29,9 +41,12 @@ _TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
     404: "not_found_error",
+    405: "invalid_request_error",
     409: "conflict_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
 }
 # Reports of bad lines are cut here; the count says how many there were.
 MAX_REPORTED_LINES = 100
@@ -43,14 +58,21 @@ class ApiError(Exception):
     status: int = 400
     code: str = "invalid_request"
 
-    def __init__(self, message: str, *, param: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, param: str | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         """The JSON body of the answer."""
         return error_body(self.status, self.code, self.message, self.param)
+
+    def response(self) -> JSONResponse:
+        """The whole answer."""
+        return JSONResponse(self.body(), self.status, headers=_headers(self.status, self.headers))
 
 
 class Unauthorized(ApiError):
@@ -65,6 +87,37 @@ class BodyTooLarge(ApiError):
 
     status = 413
     code = "body_too_large"
+
+
+class TooManyRequests(ApiError):
+    """A rate limit or a quota of the tenant is reached; ``Retry-After`` says when to retry."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: int,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers={**(headers or {}), "Retry-After": str(retry_after)})
+        self.code = code or self.code
+
+
+class Unavailable(ApiError):
+    """SQL or Redis does not answer; the caller should retry shortly."""
+
+    status = 503
+    code = "service_unavailable"
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            f"{service} is unavailable; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +152,10 @@ class BadRequests(ApiError):
         super().__init__("; ".join(shown) + more, param=param)
 
     @classmethod
-    def too_many(cls, count: int, limit: int) -> BadRequests:
-        """A batch over the request limit."""
-        message = (
-            f"{count} requests is over the limit of {limit} per batch"
-            " (AIVBATCH_MAX_REQUESTS_PER_BATCH)"
-        )
+    def too_many(cls, count: int, limit: int, *, exact: bool = True) -> BadRequests:
+        """A batch over the request limit (``exact``: ``count`` is the whole batch's)."""
+        held = f"{count} requests is" if exact else f"{count} requests or more are"
+        message = f"{held} over the limit of {limit} per batch (AIVBATCH_MAX_REQUESTS_PER_BATCH)"
         return cls([LineProblem(0, message, "too_many")])
 
     def body(self) -> dict[str, Any]:
@@ -132,10 +183,24 @@ def error_body(status: int, code: str, message: str, param: str | None = None) -
     }
 
 
-def error_response(status: int, code: str, message: str, param: str | None = None) -> JSONResponse:
+def _headers(status: int, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    headers.update(extra or {})
+    return headers
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
     """An error answer in the one shape."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(status, code, message, param), status, headers=headers)
+    body = error_body(status, code, message, param)
+    return JSONResponse(body, status, headers=_headers(status, headers))
 
 
 _DOMAIN: dict[type[AivbatchError], tuple[int, str]] = {
@@ -153,13 +218,31 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def install(app: FastAPI) -> None:
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+def outage_response(outages: Outages, exc: BaseException) -> JSONResponse | None:
+    """The 503 for an error that says SQL or Redis is unavailable; None for any other."""
+    service = service_of(exc)
+    if service is None:
+        return None
+    outages.down(service, exc)
+    return Unavailable(service).response()
+
+
+def install(app: FastAPI, outages: Outages) -> None:
     """Register the handlers that turn every error into the one shape."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(exc.body(), exc.status, headers=headers)
+        return exc.response()
 
     @app.exception_handler(AivbatchError)
     async def _domain_error(_request: Request, exc: AivbatchError) -> JSONResponse:
@@ -175,11 +258,26 @@ def install(app: FastAPI) -> None:
         return error_response(400, "invalid_request", "; ".join(problems[:10]), first)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        response = outage_response(outages, exc)
+        assert response is not None
+        return response
+
+    # Handled one class at a time: a handler for Exception itself would answer, but the
+    # server would still log a traceback for every request of an outage.
+    for error_class in (*SQL_UNAVAILABLE, *REDIS_UNAVAILABLE):
+        app.add_exception_handler(error_class, _unavailable)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
+        # The server logs the traceback after this; this line ties it to the request.
+        request_id = request.scope.get("state", {}).get("request_id", "-")
+        log.error("%s %s failed (request_id=%s)", request.method, request.url.path, request_id)
         return error_response(500, "internal_error", "internal error; the server log has details")

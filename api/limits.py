@@ -1,6 +1,8 @@
 """The body size limit, enforced on the bytes as they arrive.
 
-A Content-Length over the limit is refused before the body is read; a chunked body (no
+The limit is the caller's: api/auth.py settles it before this runs (a caller with a valid
+key may send ``AIVBATCH_MAX_BODY_BYTES``, anyone else ``AIVBATCH_ANONYMOUS_MAX_BODY_BYTES``).
+A Content-Length over it is refused before the body is read; a chunked body (no
 Content-Length) is counted as it streams and refused the moment it passes the limit, so
 nothing of it is parsed, spooled or written.
 """
@@ -22,25 +24,29 @@ class _Overflow(HTTPException):
 
 
 class BodyLimit:
-    """ASGI middleware answering 413 ``body_too_large`` for bodies over ``max_bytes``."""
+    """ASGI middleware answering 413 ``body_too_large`` for bodies over the caller's limit."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, anonymous_max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.anonymous_max_bytes = anonymous_max_bytes
 
-    def _refusal(self) -> BodyTooLarge:
-        return BodyTooLarge(
-            f"the request body is over {self.max_bytes} bytes (AIVBATCH_MAX_BODY_BYTES)",
-            param="body",
+    def _refusal(self, limit: int) -> BodyTooLarge:
+        setting = (
+            "AIVBATCH_MAX_BODY_BYTES"
+            if limit == self.max_bytes
+            else "AIVBATCH_ANONYMOUS_MAX_BODY_BYTES, without a valid key"
         )
+        return BodyTooLarge(f"the request body is over {limit} bytes ({setting})", param="body")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = int(scope.get("state", {}).get("body_limit", self.anonymous_max_bytes))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._answer(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._answer(limit, scope, receive, send)
             return
         seen = 0
         started = False
@@ -50,8 +56,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _Overflow(413, self._refusal().message)
+                if seen > limit:
+                    raise _Overflow(413, self._refusal(limit).message)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -65,10 +71,10 @@ class BodyLimit:
         except _Overflow:
             if started:
                 raise
-            await self._answer(scope, receive, send)
+            await self._answer(limit, scope, receive, send)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
-        err = self._refusal()
+    async def _answer(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
+        err = self._refusal(limit)
         response = error_response(err.status, err.code, err.message, err.param)
         # The client may still be sending; the connection closes after the answer.
         response.headers["Connection"] = "close"

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ from models.rediskeys import (
     F_EVENT,
     F_OFFSET,
     F_TEXT,
+    F_TS,
     TERMINAL_EVENTS,
     outcome_entry,
 )
@@ -146,13 +147,17 @@ def _sql_progress(services: Services, batch_id: str) -> tuple[_Progress, dict[st
     with services.db.read() as session:
         p = batches.progress(session, batch_id, None)
         state = _Progress(str(p.batch.status), p.batch.total, p.counts)
-        ended = present(session, [p.batch])[0] if p.batch.status in ENDED_BATCH_STATES else None
+        ended = (
+            present(session, [p.batch])[0].model_dump(mode="json")
+            if p.batch.status in ENDED_BATCH_STATES
+            else None
+        )
     return state, ended
 
 
 async def batch_feed(
     services: Services, batch_id: str, last_event_id: str | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """Progress, job state changes, then the batch object once it has ended."""
     key = services.keys.batch_events(batch_id)
     tail = _Tail(services, key, last_event_id or await latest_id(services, key))
@@ -215,12 +220,14 @@ def _chunk_data(event: str, fields: dict[str, str]) -> dict[str, Any]:
         data["chars"] = int(data["chars"])
     if F_OFFSET in data:
         data[F_OFFSET] = int(data[F_OFFSET])
+    if F_TS in data and data[F_TS].isdigit():
+        data[F_TS] = int(data[F_TS])  # unix milliseconds, a number as documented
     return data
 
 
 async def job_feed(
     services: Services, batch_id: str, custom_id: str, last_event_id: str | None
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """A job's text as it streams, attempt by attempt, then how it ended."""
     tail = _Tail(services, services.keys.job_stream(batch_id, custom_id), last_event_id or "0")
     sent: dict[int, int] = {}  # characters of text sent, by attempt

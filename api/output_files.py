@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from api.responses import FileObject
 from api.services import Services
 from api.views import ERROR_FILE_PREFIX, OUTPUT_FILE_PREFIX, file_object, jsonl, unix
 from models import batches, results
@@ -34,7 +35,7 @@ class BatchFile:
         make = error_line if self.errors else output_line
         return jsonl(make(job) for job in rows)
 
-    def describe(self, services: Services) -> dict[str, Any]:
+    def describe(self, services: Services) -> FileObject:
         """The file object; its size is counted by reading the content through once."""
         size = sum(len(line) for line in self.lines(services))
         kind = "error" if self.errors else "output"

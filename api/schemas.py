@@ -1,57 +1,155 @@
-"""Request bodies the API accepts (answers are shaped by api/views.py)."""
+"""The body ``POST /v1/batches`` takes, as published in the OpenAPI document.
+
+The route reads the body itself, streaming (api/inline_input.py), and holds every value to
+the request rules of models/requests.py; these models describe those rules for callers and
+for schema-driven clients. What JSON Schema cannot say is in the descriptions: each
+``custom_id`` is used once per batch, and a request's messages and system message together
+are at most ``AIVBATCH_MAX_REQUEST_BYTES``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-MAX_METADATA_PAIRS = 16
-MAX_METADATA_KEY = 64
-MAX_METADATA_VALUE = 512
+from models.batches import WINDOW_PATTERN
+from models.requests import MAX_CUSTOM_ID, MAX_MODEL
+
+# The rules of models/requests.py: some character that is not white space, no control
+# characters, and no "/events" ending.
+CUSTOM_ID_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+CUSTOM_ID_PATTERN = "^(?!.*/events$)" + CUSTOM_ID_CHARACTERS[1:]
+_MODEL_PATTERN = r"\S"
+_POST = r"^[Pp][Oo][Ss][Tt]$"
+
+CustomId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_CUSTOM_ID,
+        pattern=CUSTOM_ID_PATTERN,
+        description="Unique within the batch; must not end in '/events'.",
+    ),
+]
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL, pattern=_MODEL_PATTERN)]
+Temperature = Annotated[float, Field(ge=0, le=2)]
+
+
+class TextPart(BaseModel):
+    """A text part of a message's content (OpenAI's list form)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart]
+
+
+class NativeRequest(BaseModel):
+    """A native request: messages, and optionally its own model, temperature, system message."""
+
+    # A "body" field would make it an OpenAI batch line.
+    model_config = ConfigDict(
+        extra="allow", regex_engine="python-re", json_schema_extra={"not": {"required": ["body"]}}
+    )
+
+    custom_id: CustomId
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: ModelName | None = None
+    temperature: Temperature | None = None
+    system_message: str | None = None
+
+
+class ChatBody(BaseModel):
+    """The body of an OpenAI batch line (other fields are accepted and not used)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    messages: list[ChatMessage] = Field(min_length=1)
+    model: ModelName | None = None
+    temperature: Temperature | None = None
+    system_message: str | None = None
+    stream: Any = Field(
+        default=None,
+        description="Streaming is not for batches: anything but false or empty is refused.",
+        json_schema_extra={"enum": [False, None, 0, "", [], {}]},
+    )
+
+
+class OpenAIRequest(BaseModel):
+    """An OpenAI batch line."""
+
+    model_config = ConfigDict(extra="allow", regex_engine="python-re")
+
+    custom_id: CustomId
+    method: str = Field(default="POST", pattern=_POST, description="POST (in any case).")
+    url: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+    body: ChatBody
 
 
 class CreateBatch(BaseModel):
-    """A new batch: inline ``requests`` (native) or an uploaded ``input_file_id`` (OpenAI)."""
+    """A new batch: inline ``requests`` (native) or an uploaded ``input_file_id`` (OpenAI).
 
-    # OpenAI's clients send fields this service has no use for; they are ignored.
-    model_config = ConfigDict(extra="ignore")
+    Give exactly one of the two. Other fields are accepted and not used (OpenAI's clients
+    send some).
+    """
 
-    requests: list[Any] | None = Field(
-        default=None, description="Inline requests: {custom_id, messages, model?, ...}."
+    model_config = ConfigDict(
+        extra="allow",
+        regex_engine="python-re",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["requests"],
+                    "properties": {
+                        "requests": {"type": "array"},
+                        "input_file_id": {"type": "null"},
+                    },
+                },
+                {
+                    "required": ["input_file_id"],
+                    "properties": {
+                        "input_file_id": {"type": "string"},
+                        "requests": {"type": "null"},
+                    },
+                },
+            ]
+        },
+    )
+
+    requests: list[NativeRequest | OpenAIRequest] | None = Field(
+        default=None,
+        min_length=1,
+        description="Inline requests; each custom_id used once. At most"
+        " AIVBATCH_MAX_REQUESTS_PER_BATCH (50,000 by default).",
     )
     input_file_id: str | None = Field(default=None, description="An uploaded batch input file.")
-    endpoint: str = Field(default="/v1/chat/completions", description="Only chat completions.")
-    completion_window: str | None = Field(
-        default=None, description="How long the batch may run: '30m', '24h', '7d'."
+    endpoint: Literal["/v1/chat/completions"] | None = Field(
+        default=None, description="Only chat completions."
     )
-    metadata: dict[str, str] | None = Field(default=None, description="Up to 16 string pairs.")
-    model: str | None = Field(default=None, description="Default model of the requests.")
-    temperature: float | None = Field(
-        default=None, ge=0, le=2, description="Default temperature of the requests."
+    completion_window: str | None = Field(
+        default=None,
+        pattern=WINDOW_PATTERN,
+        description="How long the batch may run: '30m', '24h', '7d' (at most 30 days).",
+    )
+    metadata: (
+        dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)]] | None
+    ) = Field(
+        default=None, max_length=16, description="Up to 16 string pairs (keys up to 64 characters)."
+    )
+    model: ModelName | None = Field(default=None, description="Default model of the requests.")
+    temperature: Temperature | None = Field(
+        default=None, description="Default temperature of the requests."
     )
     system_message: str | None = Field(
-        default=None, description="Default system message of the requests."
+        default=None, description="Default system message of the requests, stored once."
     )
-
-    @field_validator("endpoint")
-    @classmethod
-    def _chat_only(cls, value: str) -> str:
-        if value != "/v1/chat/completions":
-            raise ValueError("only /v1/chat/completions is supported")
-        return value
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_limits(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        if value is None:
-            return None
-        if len(value) > MAX_METADATA_PAIRS:
-            raise ValueError(f"at most {MAX_METADATA_PAIRS} pairs")
-        for key, item in value.items():
-            if len(key) > MAX_METADATA_KEY or len(item) > MAX_METADATA_VALUE:
-                raise ValueError(
-                    f"keys are at most {MAX_METADATA_KEY} characters,"
-                    f" values at most {MAX_METADATA_VALUE}"
-                )
-        return value

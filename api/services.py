@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from sqlalchemy import event
 
+from api.outages import SQL, Outages
+from api.ratelimits import RateLimits
 from models.db import Database
 from models.rediskeys import RedisKeys
 from models.settings import Settings
@@ -18,15 +21,17 @@ REDIS_WAIT_SECONDS = 10
 
 @dataclass
 class Services:
-    """The API's settings, SQL database, Redis client and key contract."""
+    """The API's settings, SQL database, Redis client, key contract, limits and outages."""
 
     settings: Settings
     db: Database
     redis: aioredis.Redis
     keys: RedisKeys
+    outages: Outages
+    rates: RateLimits
 
     @classmethod
-    def start(cls, settings: Settings) -> Services:
+    def start(cls, settings: Settings, outages: Outages) -> Services:
         """Build the clients (no connection is opened until first use)."""
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
@@ -35,11 +40,18 @@ class Services:
             socket_connect_timeout=5,
             socket_timeout=30,
         )
+        redis = aioredis.Redis(connection_pool=pool, decode_responses=False)
+        keys = RedisKeys(settings.redis_prefix)
+        db = Database.from_url(settings.sql_url)
+        # A connection handed out (after its pre-ping) means SQL answers again.
+        event.listen(db.engine, "checkout", lambda *_: outages.up(SQL))
         return cls(
             settings=settings,
-            db=Database.from_url(settings.sql_url),
-            redis=aioredis.Redis(connection_pool=pool, decode_responses=False),
-            keys=RedisKeys(settings.redis_prefix),
+            db=db,
+            redis=redis,
+            keys=keys,
+            outages=outages,
+            rates=RateLimits(settings, redis, keys, outages),
         )
 
     async def close(self) -> None:

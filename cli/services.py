@@ -30,6 +30,8 @@ def api_argv(host: str, port: int) -> list[str]:
         str(port),
         "--timeout-graceful-shutdown",
         str(GRACEFUL_SHUTDOWN_SECONDS),
+        # The API writes its own access lines, with each request's id (api/context.py).
+        "--no-access-log",
     ]
 
 

@@ -78,6 +78,12 @@ def authenticate(session: Session, secret: str) -> ApiKey | None:
     return row
 
 
+def is_live(session: Session, key_id: str) -> bool:
+    """Whether the key exists and is not revoked."""
+    revoked = session.execute(select(ApiKey.revoked_at).where(ApiKey.id == key_id)).first()
+    return revoked is not None and revoked[0] is None
+
+
 def touch_due(key: ApiKey, *, now: datetime) -> bool:
     """Whether the key's ``last_used_at`` is older than ``LAST_USED_RESOLUTION``."""
     return key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION

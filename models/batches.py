@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Collection, Sequence
@@ -9,18 +10,40 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
-from models.bulk import insert_rows
+from models.bulk import RowWriter
 from models.errors import Conflict, InvalidInput, NotFound
 from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
 from models.tables import Batch, Job
 from models.usage import USAGE_COLUMNS, Usage
 
-_WINDOW = re.compile(r"^(\d+)([smhd])$")
+_WINDOW = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer windows would keep work (and its Redis keys) around for no one.
+MAX_WINDOW = timedelta(days=30)
+# The windows parse_window accepts, as one regular expression (for the OpenAPI document).
+WINDOW_PATTERN = (
+    r"^(([1-9][0-9]{0,5}|1[0-9]{6}|2[0-4][0-9]{5}|25[0-8][0-9]{4}|259[01][0-9]{3}|2592000)s"
+    r"|([1-9][0-9]{0,3}|[1-3][0-9]{4}|4[0-2][0-9]{3}|43[01][0-9]{2}|43200)m"
+    r"|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h"
+    r"|([1-9]|[12][0-9]|30)d)$"
+)
+# Jobs are written this many at a time, so memory stays flat for any batch size.
+WRITE_CHUNK = 2000
+_jobs: Table = Job.__table__  # type: ignore[assignment]
+# The columns each new job row gives, in this order (see BatchWriter.add).
+_JOB_COLUMNS = (
+    "custom_id",
+    "position",
+    "model",
+    "messages",
+    "temperature",
+    "system_message",
+    "chars_in",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +71,107 @@ class Progress:
 
 
 def parse_window(window: str) -> timedelta:
-    """A completion window like ``24h``, ``90m`` or ``7d`` as a duration."""
-    match = _WINDOW.match(window.strip())
-    if not match or int(match.group(1)) <= 0:
+    """A completion window like ``24h``, ``90m`` or ``7d`` as a duration (at most 30 days)."""
+    match = _WINDOW.match(window)
+    if not match:
         raise InvalidInput(f"completion_window: {window!r} is not a duration like '24h' or '30m'")
-    return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    seconds = int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds > MAX_WINDOW.total_seconds():
+        raise InvalidInput(f"completion_window: {window!r} is longer than {MAX_WINDOW.days}d")
+    return timedelta(seconds=seconds)
 
 
 def new_batch_id() -> str:
     """A fresh batch id."""
     return f"batch_{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSpec:
+    """A new batch's own fields: everything but its requests."""
+
+    tenant_id: str
+    completion_window: str
+    now: datetime
+    metadata: dict[str, Any] | None = None
+    input_file_id: str | None = None
+    endpoint: str = "/v1/chat/completions"
+    # The batch-level system message: kept once, here, for the jobs that set none.
+    system_message: str | None = None
+
+
+class BatchWriter:
+    """Writes a new batch and its jobs as they are validated, in the caller's transaction.
+
+    The batch row goes first (jobs refer to it); jobs follow in chunks of ``WRITE_CHUNK``;
+    ``finish`` records how many there are. Nothing is visible to anyone else until the
+    transaction commits, and nothing is kept if it rolls back.
+    """
+
+    def __init__(self, session: Session, spec: BatchSpec) -> None:
+        self.session = session
+        self.batch = Batch(
+            id=new_batch_id(),
+            tenant_id=spec.tenant_id,
+            status=BatchStatus.IN_PROGRESS,
+            endpoint=spec.endpoint,
+            completion_window=spec.completion_window,
+            expires_at=spec.now + parse_window(spec.completion_window),
+            metadata_=spec.metadata,
+            input_file_id=spec.input_file_id,
+            system_message=spec.system_message,
+            total=0,
+            created_at=spec.now,
+            in_progress_at=spec.now,
+        )
+        session.add(self.batch)
+        session.flush()
+        shared = {
+            "batch_id": self.batch.id,
+            "status": JobStatus.QUEUED,
+            "attempt": 0,
+            "not_before": spec.now,
+            "created_at": spec.now,
+        }
+        self.rows = RowWriter(session, _jobs, _JOB_COLUMNS, shared, bound={"messages"})
+        self.inherited_chars = len(spec.system_message or "")
+        self.pending: list[tuple[Any, ...]] = []
+        self.count = 0
+
+    def add(self, job: NewJob, messages_json: str) -> None:
+        """Add the next job; ``messages_json`` is its messages as JSON text."""
+        chars_in = sum(len(m.get("content", "")) for m in job.messages)
+        chars_in += len(job.system_message) if job.system_message else self.inherited_chars
+        self.pending.append(
+            (
+                job.custom_id,
+                self.count,
+                job.model,
+                messages_json,
+                job.temperature,
+                job.system_message,
+                chars_in,
+            )
+        )
+        self.count += 1
+        if len(self.pending) >= WRITE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the jobs added so far."""
+        self.rows.write(self.pending)
+        self.pending = []
+
+    def finish(self) -> Batch:
+        """Write what is left and record the batch's size; the caller commits."""
+        self.flush()
+        self.batch.total = self.count
+        return self.batch
+
+
+def messages_json(messages: list[dict[str, str]]) -> str:
+    """Messages as the JSON text stored for them."""
+    return json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
 
 
 def create_batch(
@@ -79,43 +193,18 @@ def create_batch(
         if job.custom_id in seen:
             raise InvalidInput(f"request {line}: custom_id {job.custom_id!r} is used twice")
         seen.add(job.custom_id)
-    batch = Batch(
-        id=new_batch_id(),
+    spec = BatchSpec(
         tenant_id=tenant_id,
-        status=BatchStatus.IN_PROGRESS,
-        endpoint=endpoint,
         completion_window=completion_window,
-        expires_at=now + parse_window(completion_window),
-        metadata_=metadata,
+        now=now,
+        metadata=metadata,
         input_file_id=input_file_id,
-        total=len(jobs),
-        created_at=now,
-        in_progress_at=now,
+        endpoint=endpoint,
     )
-    session.add(batch)
-    session.flush()
-    rows = [
-        {
-            "custom_id": job.custom_id,
-            "position": position,
-            "model": job.model,
-            "messages": job.messages,
-            "temperature": job.temperature,
-            "system_message": job.system_message,
-            "chars_in": sum(len(m.get("content", "")) for m in job.messages)
-            + len(job.system_message or ""),
-        }
-        for position, job in enumerate(jobs)
-    ]
-    shared = {
-        "batch_id": batch.id,
-        "status": JobStatus.QUEUED,
-        "attempt": 0,
-        "not_before": now,
-        "created_at": now,
-    }
-    insert_rows(session, Job.__table__, shared, rows)  # type: ignore[arg-type]
-    return batch
+    writer = BatchWriter(session, spec)
+    for job in jobs:
+        writer.add(job, messages_json(job.messages))
+    return writer.finish()
 
 
 def get_batch(session: Session, batch_id: str, tenant_id: str | None) -> Batch:
@@ -185,6 +274,16 @@ def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now:
         .execution_options(synchronize_session=False)
     )
     return batch
+
+
+def open_work(session: Session, tenant_id: str) -> tuple[int, int]:
+    """How many of the tenant's batches are unfinished, and how many requests they hold."""
+    row = session.execute(
+        select(func.count(), func.coalesce(func.sum(Batch.total), 0)).where(
+            Batch.tenant_id == tenant_id, Batch.status.in_(OPEN_BATCH_STATES)
+        )
+    ).one()
+    return int(row[0]), int(row[1])
 
 
 def open_batch_ids(session: Session) -> list[str]:

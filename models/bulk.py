@@ -3,21 +3,19 @@
 The ORM's bulk insert costs ~80 µs a row here (every value goes through its type's bind
 processing, and executemany re-reads each parameter set); a batch of 50,000 then takes
 seconds. This writes through the driver instead: values shared by every row are
-processed once, per-row values by the column type's own processor (so what is stored is
-exactly what the ORM would store), and PostgreSQL gets one COPY.
+processed once, per-row values by the column type's own processor (only where the type
+has one, and never for columns the caller hands in already bound), and PostgreSQL gets
+one COPY per chunk. Rows come in chunks, so a caller validating a stream of requests
+never holds more than a chunk of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Column, Table
 from sqlalchemy.orm import Session
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _default(column: Column[Any]) -> Any:
@@ -28,44 +26,83 @@ def _default(column: Column[Any]) -> Any:
     return arg(None) if callable(arg) else arg
 
 
+class RowWriter:
+    """Inserts rows of one table, chunk by chunk, within the session's transaction.
+
+    ``varying`` names the columns each row gives, in the order of its tuple; ``constants``
+    holds values every row shares; any other column takes its Python-side default (an
+    autoincrement primary key is left to the database). Columns named in ``bound`` are
+    given as the driver takes them (a JSON column as its text, say).
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        table: Table,
+        varying: Sequence[str],
+        constants: Mapping[str, Any],
+        bound: Collection[str] = (),
+    ) -> None:
+        self.session = session
+        self.table = table
+        dialect = session.connection().dialect
+        self.postgres = dialect.name == "postgresql"
+        columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
+        by_name = {c.name: c for c in columns}
+        self.processors: list[tuple[int, Callable[[Any], Any]]] = []
+        for index, name in enumerate(varying):
+            process = by_name[name].type._cached_bind_processor(dialect)
+            if process is not None and name not in bound:
+                self.processors.append((index, process))
+        shared: dict[str, Any] = {}
+        for column in columns:
+            if column.name in varying:
+                continue
+            value = constants[column.name] if column.name in constants else _default(column)
+            process = column.type._cached_bind_processor(dialect)
+            shared[column.name] = process(value) if process else value
+        self.names = [*varying, *shared]
+        self.tail = tuple(shared.values())
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        self.sql = (
+            f"INSERT INTO {table.name} ({', '.join(self.names)})"
+            f" VALUES ({', '.join([mark] * len(self.names))})"
+        )
+
+    def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert one chunk of rows."""
+        if not rows:
+            return
+        if self.processors:
+            rows = [self._process(row) for row in rows]
+        connection = self.session.connection()
+        if self.postgres:
+            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            with cursor.copy(
+                f"COPY {self.table.name} ({', '.join(self.names)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row(row + self.tail)
+            return
+        tail = self.tail
+        connection.exec_driver_sql(self.sql, [row + tail for row in rows])
+
+    def _process(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        values = list(row)
+        for index, process in self.processors:
+            values[index] = process(values[index])
+        return tuple(values)
+
+
 def insert_rows(
     session: Session,
     table: Table,
     constants: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Insert ``rows`` into ``table``; ``constants`` are values every row shares.
-
-    Columns given in neither take their Python-side default; an autoincrement primary key
-    is left to the database.
-    """
+    """Insert ``rows`` (mappings of column name to value) into ``table`` at once."""
     if not rows:
         return
-    connection = session.connection()
-    dialect = connection.dialect
-    columns = [c for c in table.columns if not (c.primary_key and c.autoincrement)]
-    varying = [c for c in columns if c.name in rows[0]]
-    shared: dict[str, Any] = {}
-    processors: list[Callable[[Any], Any]] = []
-    for column in columns:
-        process: Callable[[Any], Any] = column.type._cached_bind_processor(dialect) or _same
-        if column in varying:
-            processors.append(process)
-        else:
-            value = constants[column.name] if column.name in constants else _default(column)
-            shared[column.name] = process(value)
-    names = [c.name for c in varying] + list(shared)
-    tail = tuple(shared.values())
-    params = [
-        tuple(p(row[c.name]) for p, c in zip(processors, varying, strict=True)) + tail
-        for row in rows
-    ]
-    if dialect.name == "postgresql":
-        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-            for values in params:
-                copy.write_row(values)
-        return
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-    connection.exec_driver_sql(sql, params)
+    varying = list(rows[0])
+    writer = RowWriter(session, table, varying, constants)
+    writer.write([tuple(row[name] for name in varying) for row in rows])

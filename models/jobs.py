@@ -64,6 +64,11 @@ def _rowcount(result: Any) -> int:
     return int(result.rowcount)
 
 
+_batch_system_message = (
+    select(Batch.system_message).where(Batch.id == Job.batch_id).scalar_subquery()
+)
+
+
 def claim(session: Session, token: str, *, now: datetime, lease_seconds: float) -> list[ClaimedJob]:
     """Claim every still-queued job dispatched under ``token``; the rest are someone else's."""
     stmt = (
@@ -84,7 +89,8 @@ def claim(session: Session, token: str, *, now: datetime, lease_seconds: float) 
             Job.model,
             Job.messages,
             Job.temperature,
-            Job.system_message,
+            # A job without a system message of its own takes its batch's.
+            func.coalesce(Job.system_message, _batch_system_message).label("system_message"),
         )
         .execution_options(synchronize_session=False)
     )

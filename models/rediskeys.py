@@ -19,6 +19,10 @@ Version 1 (documented for users in docs/redis.md):
     the streams of recently finished jobs are rewritten from SQL.
 ``{prefix}:v1:metrics`` — hash of counters pooled by the workers for ``/metrics`` (not a
     record of work; it does not expire).
+``{prefix}:v1:limits/…`` — the API's rate-limit windows (the ``limits`` package's keys;
+    each expires with its window).
+``{prefix}:v1:tenant:{tenant}:streams`` — sorted set of a tenant's open event streams
+    (member: a stream's id, score: when its lease ends, unix seconds).
 
 Every other key expires ``retention`` seconds after its last write. Redis may lose all of this at
 any moment: SQL holds every result, and the progress hash is rewritten from SQL.
@@ -87,6 +91,15 @@ class RedisKeys:
     def metrics(self) -> str:
         """The hash of counters the workers pool for the API's /metrics (models/jobmetrics.py)."""
         return f"{self.prefix}:{CONTRACT_VERSION}:metrics"
+
+    @property
+    def limits(self) -> str:
+        """The prefix of the API's rate-limit windows."""
+        return f"{self.prefix}:{CONTRACT_VERSION}:limits"
+
+    def tenant_streams(self, tenant: str) -> str:
+        """The sorted set of a tenant's open event streams and their leases."""
+        return f"{self.prefix}:{CONTRACT_VERSION}:tenant:{tenant}:streams"
 
     @property
     def queue(self) -> str:

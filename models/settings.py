@@ -95,7 +95,14 @@ class Settings(BaseSettings):
         default=True, description="Require bearer API keys; off only by explicit choice."
     )
     max_body_bytes: int = Field(
-        default=200 * 1024 * 1024, ge=1024, description="Largest request body."
+        default=100 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body of a caller with a key (spooled to disk, not memory).",
+    )
+    anonymous_max_body_bytes: int = Field(
+        default=8 * 1024,
+        ge=0,
+        description="Largest request body of a caller without a valid key (service routes).",
     )
     max_requests_per_batch: int = Field(
         default=50_000, ge=1, description="Requests one batch may hold."
@@ -105,6 +112,28 @@ class Settings(BaseSettings):
     )
     default_completion_window: str = Field(
         default="24h", description="Completion window when none is given."
+    )
+
+    # Limits per tenant, counted across API processes (rates in Redis, stored work in SQL).
+    key_requests_per_second: int = Field(
+        default=50, ge=1, description="Requests per second one API key may make."
+    )
+    auth_failures_per_minute: int = Field(
+        default=30, ge=1, description="Failed authentications per minute from one client address."
+    )
+    tenant_max_streams: int = Field(
+        default=32, ge=1, description="Event streams one tenant may hold open at once."
+    )
+    tenant_max_open_batches: int = Field(
+        default=100, ge=1, description="Batches of one tenant that may be unfinished at once."
+    )
+    tenant_max_queued_requests: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Requests one tenant may have in unfinished batches at once.",
+    )
+    tenant_max_stored_bytes: int = Field(
+        default=10 * 1024**3, ge=0, description="Bytes of uploaded files one tenant may keep."
     )
 
     @property

@@ -52,6 +52,8 @@ class Batch(Base):
     expires_at: Mapped[datetime]
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     input_file_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # The system message of jobs that set none of their own: kept once, not on every job.
+    system_message: Mapped[str | None] = mapped_column(Text, default=None)
     total: Mapped[int] = mapped_column(Integer)
     # Usage totals (models/usage.py), summed from the jobs when the batch finalizes.
     chars_in: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -164,5 +166,16 @@ class StoredFile(Base):
     purpose: Mapped[str] = mapped_column(String(32))
     filename: Mapped[str] = mapped_column(String(255))
     size: Mapped[int] = mapped_column("bytes", BigInteger)
-    content: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FilePart(Base):
+    """A piece of an uploaded file's content, so no one holds a whole file at once."""
+
+    __tablename__ = "file_parts"
+
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

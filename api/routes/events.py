@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api import live
-from api.deps import ServicesDep, TenantDep
+from api.deps import KeyIdDep, ServicesDep, TenantDep
+from api.openapi import AUTHENTICATED, errors
+from api.params import BatchId, CustomId
 from api.services import Services
+from api.streams import StreamSlot, guarded, key_check
 from models import batches, results
 
 router = APIRouter(prefix="/v1/batches", tags=["events"])
 
 LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **errors(400, 404, *AUTHENTICATED),
+}
 
 
 def _check_batch(services: Services, batch_id: str, tenant: str) -> None:
@@ -30,7 +37,12 @@ def _check_job(services: Services, batch_id: str, custom_id: str, tenant: str) -
         results.get_job(session, batch_id, custom_id, tenant)
 
 
-def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
+async def _stream(
+    services: Services, tenant: str, key_id: str, feed: AsyncGenerator[bytes, None]
+) -> StreamingResponse:
+    """The feed as an event stream, on one of the tenant's stream slots."""
+    slot = await StreamSlot.take(services, tenant)
+    body = guarded(feed, slot, key_check(services, key_id))
     return StreamingResponse(body, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
@@ -38,12 +50,13 @@ def _stream(body: AsyncIterator[bytes]) -> StreamingResponse:
     "/{batch_id}/events",
     summary="Follow a batch (server-sent events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=_RESPONSES,
 )
 async def batch_events(
-    batch_id: str,
+    batch_id: BatchId,
     services: ServicesDep,
     tenant: TenantDep,
+    key_id: KeyIdDep,
     last_event_id: LastEventId = None,
     replay: Annotated[
         bool, Query(description="Start with every job event so far, not only new ones.")
@@ -56,20 +69,21 @@ async def batch_events(
     """
     await run_in_threadpool(_check_batch, services, batch_id, tenant)
     start = last_event_id or ("0" if replay else None)
-    return _stream(live.batch_feed(services, batch_id, start))
+    return await _stream(services, tenant, key_id, live.batch_feed(services, batch_id, start))
 
 
 @router.get(
     "/{batch_id}/jobs/{custom_id:path}/events",
     summary="Follow one request's text (server-sent events)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses=_RESPONSES,
 )
 async def job_events(
-    batch_id: str,
-    custom_id: str,
+    batch_id: BatchId,
+    custom_id: CustomId,
     services: ServicesDep,
     tenant: TenantDep,
+    key_id: KeyIdDep,
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """`chunk` events as the answer streams (per attempt), `retry`, then `done` or `error`.
@@ -78,4 +92,5 @@ async def job_events(
     is answered from SQL.
     """
     await run_in_threadpool(_check_job, services, batch_id, custom_id, tenant)
-    return _stream(live.job_feed(services, batch_id, custom_id, last_event_id))
+    feed = live.job_feed(services, batch_id, custom_id, last_event_id)
+    return await _stream(services, tenant, key_id, feed)
