@@ -4,7 +4,6 @@ upstream key nowhere to be seen."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -19,6 +18,7 @@ from tests.support.api import Running
 from tests.support.emulator import marker
 from tests.support.pipeline import jobs_of
 from tests.support.stack import UPSTREAM_KEY
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -128,32 +128,41 @@ def test_results_while_running_hold_what_has_finished(running: Running, database
         for cid, o in slow.items()
     ]
     batch = api.post("/v1/batches", json={"requests": requests}).json()
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        counts = api.get(f"/v1/batches/{batch['id']}").json()["counts"]
-        if counts["succeeded"] >= 5:
-            break
-        time.sleep(0.1)
+    wait_until(
+        lambda: api.get(f"/v1/batches/{batch['id']}").json()["counts"]["succeeded"] >= 5,
+        timeout=30,
+        what="the fast requests to succeed",
+    )
     lines = api.get(f"/v1/batches/{batch['id']}/results").text.splitlines()
     assert 5 <= len(lines) < 10
     assert all(json.loads(line)["status"] == "succeeded" for line in lines)
 
 
 def test_cancel_over_http_stops_running_jobs_keeping_partial_output(
-    running: Running, database: Database
+    running: Running, database: Database, redis_url: str, redis_prefix: str
 ) -> None:
     api = running.api
     batch = api.post("/v1/batches", json={"requests": _requests(5, delay_ms=500, chunks=40)}).json()
-    deadline = time.monotonic() + 30
-    while api.get(f"/v1/batches/{batch['id']}").json()["counts"]["running"] < 5:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    time.sleep(1.2)  # a few chunks arrive
-    cancelled_at = time.monotonic()
-    assert api.post(f"/v1/batches/{batch['id']}/cancel").status_code == 200
-    while api.get(f"/v1/batches/{batch['id']}").json()["status"] != "cancelled":
-        assert time.monotonic() - cancelled_at < 10
-        time.sleep(0.1)
+    path = f"/v1/batches/{batch['id']}"
+    wait_until(
+        lambda: api.get(path).json()["counts"]["running"] == 5, timeout=30, what="5 jobs running"
+    )
+    client = redis.Redis.from_url(redis_url)
+    streams = [RedisKeys(redis_prefix).job_stream(batch["id"], f"q{i}") for i in range(5)]
+    try:
+        wait_until(
+            lambda: all(client.xlen(key) for key in streams),
+            timeout=30,
+            what="every running job to stream some text",
+        )
+    finally:
+        client.close()
+    assert api.post(f"{path}/cancel").status_code == 200
+    wait_until(
+        lambda: api.get(path).json()["status"] == "cancelled",
+        timeout=10,
+        what="the batch to be cancelled",
+    )
     for job in jobs_of(database, batch["id"]):
         assert job.status == "cancelled" and job.output  # partial text kept
         assert job.finished_at is not None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 
 import openai
@@ -14,6 +13,9 @@ from models.db import Database
 from tests.support.api import Running
 from tests.support.emulator import marker
 from tests.support.pipeline import jobs_of
+from tests.support.wait import wait_until
+
+ENDED = ("completed", "failed", "expired", "cancelled")
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +56,13 @@ def test_files_create_batches_create_retrieve_content_parse(
     )
     assert batch.status == "in_progress" and batch.request_counts is not None
     assert batch.request_counts.total == 10
-    deadline = time.monotonic() + 60
-    while batch.status not in ("completed", "failed", "expired", "cancelled"):
-        assert time.monotonic() < deadline, running.logs()
-        time.sleep(0.5)
-        batch = client.batches.retrieve(batch.id)
+    batch = wait_until(
+        lambda: (b := client.batches.retrieve(batch.id)).status in ENDED and b,
+        timeout=60,
+        every=0.5,
+        what="the batch to end",
+        context=running.logs,
+    )
     assert batch.status == "completed" and batch.metadata == {"run": "sdk"}
     # The package's own Batch type holds the whole object, usage in its token shape.
     assert batch.usage is not None and batch.usage.total_tokens is not None

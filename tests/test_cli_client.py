@@ -6,16 +6,18 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from cli.embedded import free_port
+from models.rediskeys import RedisKeys
 from tests.support.api import ApiServer
 from tests.support.stack import Stack
+from tests.support.wait import wait_until
 
 AIVBATCH = str(Path(sys.executable).with_name("aivbatch"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,16 +226,19 @@ def test_cancel_and_what_other_keys_see(
 
 @pytest.mark.slow
 def test_watch_survives_an_api_restart(
-    running: Callable[..., tuple[Cli, ApiServer]], tmp_path: Path
+    running: Callable[..., tuple[Cli, ApiServer]],
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
 ) -> None:
     cli, server = running(
         f"sqlite:///{tmp_path / 'restart.db'}",
         settings={"WORKER_STREAMS": "2"},
-        delay_ms=60,
+        delay_ms=80,
         chunks=30,
     )
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("\n".join(f"Question {i}" for i in range(8)))
+    prompts.write_text("\n".join(f"Question {i}" for i in range(12)))
     batch_id = cli.ok("submit", str(prompts)).stdout.strip()
     watcher = subprocess.Popen(
         [AIVBATCH, "watch", batch_id],
@@ -243,18 +248,38 @@ def test_watch_survives_an_api_restart(
         stderr=subprocess.PIPE,
         text=True,
     )
+    client = redis.Redis.from_url(redis_url)
+    streams = RedisKeys(redis_prefix).tenant_streams("t1")
     try:
-        time.sleep(2)
-        server.stop()  # the event streams drop mid-batch
-        time.sleep(1.5)
+        # The watcher follows the batch (its event streams hold the tenant's slots), and the
+        # batch is not done.
+        api = server.client(cli.env["AIVBATCH_API_KEY"])
+        wait_until(
+            lambda: (
+                client.zcard(streams) >= 1
+                and api.get(f"/v1/batches/{batch_id}").json()["counts"]["succeeded"] < 12
+            ),
+            timeout=30,
+            every=0.05,
+            what="the watcher to follow a batch under way",
+        )
+        # The event streams drop mid-batch: killed, the API cannot finish them first.
+        assert server.proc is not None
+        server.proc.kill()
+        server.stop()
+        before_restart = len(server.text())
         server.start()
         stdout, stderr = watcher.communicate(timeout=90)
     finally:
+        client.close()
         if watcher.poll() is None:
             watcher.kill()
             watcher.communicate()
     assert watcher.returncode == 0, stdout + stderr
-    assert f"batch {batch_id} completed: 8 succeeded" in stdout
+    assert f"batch {batch_id} completed: 12 succeeded" in stdout
+    # It got there by reconnecting: the restarted API served its batch's events.
+    after_restart = server.text()[before_restart:]
+    assert f"GET /v1/batches/{batch_id}/events 200" in after_restart, after_restart
 
 
 def test_an_unreachable_api_is_one_line_and_exit_1(tmp_path: Path) -> None:

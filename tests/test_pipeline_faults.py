@@ -20,15 +20,6 @@ from tests.support.wait import wait_until
 pytestmark = pytest.mark.slow
 
 
-def _wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _count(db: Database, batch_id: str, status: str) -> int:
     return sum(1 for j in jobs_of(db, batch_id) if j.status == status)
 
@@ -50,8 +41,8 @@ def test_killed_worker_loses_nothing_and_answers_nothing_twice(
         ttfb_ms=50,
     )
     batch_id = submit(database, 200)
-    _wait_until(lambda: _count(database, batch_id, "succeeded") >= 50, 60, "the first waves")
-    _wait_until(lambda: _count(database, batch_id, "running") >= 20, 30, "a wave in flight")
+    wait_until(lambda: _count(database, batch_id, "succeeded") >= 50, 60, "the first waves")
+    wait_until(lambda: _count(database, batch_id, "running") >= 20, 30, "a wave in flight")
     running.kill_worker(0)
     running.start_worker()
     counts = running.wait_for(database, batch_id, timeout=90)
@@ -88,7 +79,7 @@ def test_flushall_mid_batch_loses_nothing(
         ttfb_ms=50,
     )
     batch_id = submit(database, 200)
-    _wait_until(lambda: _count(database, batch_id, "succeeded") >= 40, 60, "the first waves")
+    wait_until(lambda: _count(database, batch_id, "succeeded") >= 40, 60, "the first waves")
     client = redis.Redis.from_url(private_redis)
     client.flushall()
     counts = running.wait_for(database, batch_id, timeout=90)
@@ -114,10 +105,10 @@ def test_a_frozen_redis_mid_batch_leaves_every_stream_whole(
             chunks=40,
         )
         batch_id = submit(database, 20)
-        _wait_until(lambda: _count(database, batch_id, "running") >= 20, 30, "every job running")
+        wait_until(lambda: _count(database, batch_id, "running") >= 20, 30, "every job running")
         server.proc.send_signal(signal.SIGSTOP)
         try:
-            _wait_until(lambda: "Redis is unreachable" in running.log_text(), 20, "a dropped write")
+            wait_until(lambda: "Redis is unreachable" in running.log_text(), 20, "a dropped write")
         finally:
             server.proc.send_signal(signal.SIGCONT)
         counts = running.wait_for(database, batch_id, timeout=60)
@@ -191,9 +182,18 @@ def test_upstream_faults_are_retried_and_refusals_fail_once(
     assert any(j.attempt > 1 for j in jobs)
 
 
+def _streamed(database: Database, client: redis.Redis, keys: RedisKeys, batch_id: str) -> int:
+    """How many running jobs have text in their Redis streams."""
+    running = [j for j in jobs_of(database, batch_id) if j.status == "running"]
+    views = [read_stream(client, keys, batch_id, j.custom_id) for j in running]
+    return sum(1 for job, view in zip(running, views, strict=True) if view.text_of(job.attempt))
+
+
 def test_cancel_stops_running_jobs_and_keeps_their_partial_output(
     database: Database,
     pipeline: Callable[..., Stack],
+    rclient: redis.Redis,
+    redis_prefix: str,
 ) -> None:
     from models.batches import cancel_batch
     from models.types import utcnow
@@ -204,12 +204,17 @@ def test_cancel_stops_running_jobs_and_keeps_their_partial_output(
         ttfb_ms=10,
     )
     batch_id = submit(database, 60)
-    _wait_until(lambda: _count(database, batch_id, "running") > 0, 30, "jobs running")
-    time.sleep(1.5)  # a few chunks of 300 ms each have arrived
+    wait_until(lambda: _count(database, batch_id, "running") > 0, 30, "jobs running")
+    keys = RedisKeys(redis_prefix)
+    wait_until(
+        lambda: _streamed(database, rclient, keys, batch_id) >= 3,
+        30,
+        "running jobs to stream some text",
+    )
     with database.write() as session:
         cancel_batch(session, batch_id, "t1", now=utcnow())
     cancelled_at = time.monotonic()
-    _wait_until(lambda: _count(database, batch_id, "running") == 0, 10, "running jobs to stop")
+    wait_until(lambda: _count(database, batch_id, "running") == 0, 10, "running jobs to stop")
     stopped_after = time.monotonic() - cancelled_at
     counts = running.wait_for(database, batch_id, timeout=30)
     assert counts["cancelled"] + counts["succeeded"] == 60 and counts["cancelled"] >= 40

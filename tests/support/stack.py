@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,16 +127,13 @@ class Stack:
 
     def wait_for(self, db: Database, batch_id: str, timeout: float = 60) -> dict[str, int]:
         """Wait until the batch is finalized; returns its counts by state."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ended() -> dict[str, int] | None:
             with db.read() as session:
                 p = progress(session, batch_id, None)
-                if p.batch.status in ENDED_BATCH_STATES:
-                    return p.counts
-            time.sleep(0.2)
-        raise AssertionError(
-            f"batch {batch_id} not finished in {timeout}s: {p.counts}\n{self.log_text()}"
-        )
+            return p.counts if p.batch.status in ENDED_BATCH_STATES else None
+
+        return wait_until(ended, timeout, f"batch {batch_id} to finish", self.log_text, every=0.2)
 
 
 @pytest.fixture
