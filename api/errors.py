@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -221,10 +222,10 @@ def _field(loc: tuple[Any, ...]) -> str:
 def allowed_methods(request: Request) -> str:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
+    for route in iter_route_contexts(request.app.router.routes):
+        match, _ = route.matches(request.scope)
         if match != Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+            methods |= set(route.methods or ())
     return ", ".join(sorted(methods))
 
 
@@ -263,6 +264,9 @@ def install(app: FastAPI, outages: Outages) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
+        if exc.status_code == 413:
+            # The client may still be sending: closing is the only way to stop it.
+            headers["Connection"] = "close"
         return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
