@@ -36,6 +36,12 @@ def new_request_id() -> str:
     return f"req_{uuid.uuid4().hex}"
 
 
+def _shown_path(scope: Scope) -> str:
+    """The path as sent (still percent-encoded), so no decoded newline splits a log line."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1") if isinstance(raw, bytes) else repr(scope["path"])
+
+
 class RequestContext:
     """ASGI middleware: request id, access log, and streams cut short by an outage."""
 
@@ -76,7 +82,7 @@ class RequestContext:
             log.info(
                 "%s %s %s %.1fms request_id=%s tenant=%s",
                 scope["method"],
-                scope["path"],
+                _shown_path(scope),
                 status or "-",
                 (time.perf_counter() - start) * 1000,
                 request_id,

@@ -81,11 +81,14 @@ def spec_of(outline: Outline, services: Services, tenant: str) -> tuple[BatchSpe
     """The new batch's fields and its requests' defaults, checked, from the body's outline."""
     fields = outline.fields
     file_id = _optional_str(fields, "input_file_id")
+    # "requests": null is no requests, as an absent field is.
+    outline.has_requests = outline.has_requests and outline.requests_kind != "null"
     if outline.has_requests == (file_id is not None):
         raise ApiError("give either requests (inline) or input_file_id", param="requests")
     if outline.has_requests and outline.requests_kind != "array":
         raise ApiError(f"requests must be a list, not {outline.requests_kind}", param="requests")
-    endpoint = _optional_str(fields, "endpoint") or OPENAI_URL
+    endpoint = _optional_str(fields, "endpoint")
+    endpoint = OPENAI_URL if endpoint is None else endpoint
     if endpoint != OPENAI_URL:
         raise ApiError(f"endpoint: only {OPENAI_URL} (chat) is supported", param="endpoint")
     window = _optional_str(fields, "completion_window")

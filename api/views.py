@@ -32,11 +32,17 @@ from models.usage import Usage
 
 OUTPUT_FILE_PREFIX = "file-output-"
 ERROR_FILE_PREFIX = "file-errors-"
+INPUT_FILE_PREFIX = "file-input-"
 
 
 def unix(value: datetime | None) -> int | None:
     """A timestamp as unix seconds."""
     return None if value is None else int(value.timestamp())
+
+
+def input_file_id(batch: Batch) -> str:
+    """The batch's input file: the one it was made from, or its inline requests'."""
+    return batch.input_file_id or INPUT_FILE_PREFIX + batch.id.removeprefix("batch_")
 
 
 def output_file_id(batch_id: str) -> str:
@@ -58,7 +64,7 @@ def batch_object(batch: Batch, counts: dict[str, int], usage: Usage) -> BatchObj
     return BatchObject(
         id=batch.id,
         endpoint=batch.endpoint,
-        input_file_id=batch.input_file_id,
+        input_file_id=input_file_id(batch),
         completion_window=batch.completion_window,
         status=BatchStatus(batch.status),
         output_file_id=output_file_id(batch.id) if ended and succeeded else None,

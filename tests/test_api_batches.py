@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import quote
 
 import httpx
@@ -49,7 +50,39 @@ def test_create_applies_defaults_and_answers_the_batch_at_once(api: httpx.Client
         "input_characters": chars_in,
         "output_characters": 0,
     }
-    assert batch["input_file_id"] is None and batch["output_file_id"] is None
+    assert batch["output_file_id"] is None
+    # Its input file: the requests as OpenAI batch lines, each as it runs.
+    assert batch["input_file_id"] == "file-input-" + batch["id"].removeprefix("batch_")
+    lines = api.get(f"/v1/files/{batch['input_file_id']}/content").text.splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4-32k",
+                "messages": [{"role": "user", "content": "Привет! Как дела?"}],
+                "temperature": 1.5,
+                "system_message": "Answer in Russian.",
+            },
+        },
+        {
+            "custom_id": "b",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4",
+                "messages": [{"role": "user", "content": "Привет! Как дела?"}],
+                "temperature": 0.2,
+                "system_message": "Be brief.",
+            },
+        },
+    ]
+    described = api.get(f"/v1/files/{batch['input_file_id']}").json()
+    assert described["purpose"] == "batch" and described["bytes"] == len(
+        api.get(f"/v1/files/{batch['input_file_id']}/content").content
+    )
+    assert api.delete(f"/v1/files/{batch['input_file_id']}").status_code == 409
 
     a = api.get(f"/v1/batches/{batch['id']}/jobs/a").json()
     assert (a["model"], a["temperature"], a["system_message"]) == (

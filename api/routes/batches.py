@@ -67,14 +67,16 @@ def list_(
     return batch_list(data, has_more=len(rows) > limit)
 
 
-@router.get("/{batch_id}", summary="Retrieve a batch", responses=errors(404, *AUTHENTICATED))
+@router.get("/{batch_id}", summary="Retrieve a batch", responses=errors(400, 404, *AUTHENTICATED))
 def retrieve(batch_id: BatchId, services: ServicesDep, tenant: TenantDep) -> BatchObject:
     """The batch: status, counts by state, timestamps, usage."""
     return present_one(services, batch_id, tenant)
 
 
 @router.post(
-    "/{batch_id}/cancel", summary="Cancel a batch", responses=errors(404, 409, *AUTHENTICATED)
+    "/{batch_id}/cancel",
+    summary="Cancel a batch",
+    responses=errors(400, 404, 409, *AUTHENTICATED),
 )
 def cancel(batch_id: BatchId, services: ServicesDep, tenant: TenantDep) -> BatchObject:
     """Cancel: queued requests end at once, running ones stop within a second."""

@@ -8,17 +8,27 @@ from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from api import output_files
+from api import input_files, output_files
 from api.deps import ServicesDep, TenantDep
 from api.openapi import AUTHENTICATED, errors
 from api.params import FileId
 from api.responses import FileDeleted, FileList, FileObject
+from api.services import Services
 from api.uploads import store_upload
 from api.views import file_list, stored_file_object
 from models import files
 from models.errors import Conflict
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
+
+
+def _batch_file(
+    services: Services, file_id: str, tenant: str
+) -> output_files.BatchFile | input_files.InputFile | None:
+    """The file a batch's results or inline requests make, if ``file_id`` names one."""
+    return input_files.find(services, file_id, tenant) or output_files.find(
+        services, file_id, tenant
+    )
 
 
 @router.post("", summary="Upload a file", responses=errors(400, 413, 422, *AUTHENTICATED))
@@ -43,8 +53,8 @@ def list_(
 ) -> FileList:
     """The caller's uploaded files, newest first.
 
-    A batch's output and error files are not listed here: they are named by the batch
-    object (`output_file_id`, `error_file_id`) and read with the routes below.
+    The files a batch makes (its output and error files, an inline batch's input file) are
+    not listed here: the batch object names them, and the routes below read them.
     """
     with services.db.read() as session:
         rows = files.list_files(session, tenant, limit=limit + 1, after=after, purpose=purpose)
@@ -52,10 +62,10 @@ def list_(
     return file_list(data, has_more=len(rows) > limit)
 
 
-@router.get("/{file_id}", summary="Retrieve a file", responses=errors(404, *AUTHENTICATED))
+@router.get("/{file_id}", summary="Retrieve a file", responses=errors(400, 404, *AUTHENTICATED))
 def retrieve(file_id: FileId, services: ServicesDep, tenant: TenantDep) -> FileObject:
-    """A file object: an upload, or a batch's output or error file."""
-    batch_file = output_files.find(services, file_id, tenant)
+    """A file object: an upload, a batch's output or error file, an inline batch's input."""
+    batch_file = _batch_file(services, file_id, tenant)
     if batch_file is not None:
         return batch_file.describe(services)
     with services.db.read() as session:
@@ -68,12 +78,12 @@ def retrieve(file_id: FileId, services: ServicesDep, tenant: TenantDep) -> FileO
     response_class=StreamingResponse,
     responses={
         200: {"content": {"application/jsonl": {"schema": {"type": "string"}}}},
-        **errors(404, *AUTHENTICATED),
+        **errors(400, 404, *AUTHENTICATED),
     },
 )
 def content(file_id: FileId, services: ServicesDep, tenant: TenantDep) -> StreamingResponse:
     """The file's bytes, streamed: an upload piece by piece, a batch's files from SQL."""
-    batch_file = output_files.find(services, file_id, tenant)
+    batch_file = _batch_file(services, file_id, tenant)
     if batch_file is not None:
         return StreamingResponse(batch_file.lines(services), media_type="application/jsonl")
     with services.db.read() as session:
@@ -83,10 +93,12 @@ def content(file_id: FileId, services: ServicesDep, tenant: TenantDep) -> Stream
     )
 
 
-@router.delete("/{file_id}", summary="Delete a file", responses=errors(404, 409, *AUTHENTICATED))
+@router.delete(
+    "/{file_id}", summary="Delete a file", responses=errors(400, 404, 409, *AUTHENTICATED)
+)
 def delete(file_id: FileId, services: ServicesDep, tenant: TenantDep) -> FileDeleted:
     """Delete an uploaded file (batches made from it keep their requests)."""
-    if output_files.find(services, file_id, tenant) is not None:
+    if _batch_file(services, file_id, tenant) is not None:
         raise Conflict(f"{file_id!r} is built from its batch's results and cannot be deleted")
     with services.db.write() as session:
         files.delete_file(session, file_id, tenant)

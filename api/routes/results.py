@@ -54,7 +54,7 @@ def batch_results(
 @router.get(
     "/{batch_id}/jobs/{custom_id:path}",
     summary="One request of a batch",
-    responses=errors(404, *AUTHENTICATED),
+    responses=errors(400, 404, *AUTHENTICATED),
 )
 def job(
     batch_id: BatchId, custom_id: CustomId, services: ServicesDep, tenant: TenantDep
