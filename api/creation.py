@@ -8,6 +8,7 @@ transaction never waits on the client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -19,6 +20,7 @@ from api.errors import ApiError, BadRequests
 from api.inline_input import Outline, read_outline, requests
 from api.quotas import check_new_batch
 from api.responses import BatchObject
+from api.schemas import ID_PATTERN
 from api.services import Services
 from api.views import present
 from models import files
@@ -81,6 +83,8 @@ def spec_of(outline: Outline, services: Services, tenant: str) -> tuple[BatchSpe
     """The new batch's fields and its requests' defaults, checked, from the body's outline."""
     fields = outline.fields
     file_id = _optional_str(fields, "input_file_id")
+    if file_id is not None and not re.match(ID_PATTERN, file_id):
+        raise ApiError("input_file_id is not a file id", param="input_file_id")
     # "requests": null is no requests, as an absent field is.
     outline.has_requests = outline.has_requests and outline.requests_kind != "null"
     if outline.has_requests == (file_id is not None):

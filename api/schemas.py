@@ -20,7 +20,11 @@ from models.requests import MAX_CUSTOM_ID, MAX_MODEL
 # characters, and no "/events" ending.
 CUSTOM_ID_CHARACTERS = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 CUSTOM_ID_PATTERN = "^(?!.*/events$)" + CUSTOM_ID_CHARACTERS[1:]
-_MODEL_PATTERN = r"\S"
+# Some character that is not white space, and no NUL (SQL text columns cannot hold one).
+# An id: no "/", no control characters (PostgreSQL cannot even compare a NUL).
+ID_PATTERN = r"^[^/\x00-\x1f\x7f-\x9f]+$"
+_MODEL_PATTERN = r"^[^\x00]*[^\s\x00][^\x00]*$"
+_NO_NUL = r"^[^\x00]*$"
 _POST = r"^[Pp][Oo][Ss][Tt]$"
 
 CustomId = Annotated[
@@ -66,7 +70,7 @@ class NativeRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     model: ModelName | None = None
     temperature: Temperature | None = None
-    system_message: str | None = None
+    system_message: Annotated[str, Field(pattern=_NO_NUL)] | None = None
 
 
 class ChatBody(BaseModel):
@@ -77,7 +81,7 @@ class ChatBody(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     model: ModelName | None = None
     temperature: Temperature | None = None
-    system_message: str | None = None
+    system_message: Annotated[str, Field(pattern=_NO_NUL)] | None = None
     stream: Any = Field(
         default=None,
         description="Streaming is not for batches: anything but false or empty is refused.",
@@ -132,7 +136,9 @@ class CreateBatch(BaseModel):
         description="Inline requests; each custom_id used once. At most"
         " AIVBATCH_MAX_REQUESTS_PER_BATCH (50,000 by default).",
     )
-    input_file_id: str | None = Field(default=None, description="An uploaded batch input file.")
+    input_file_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
+        default=None, description="An uploaded batch input file."
+    )
     endpoint: Literal["/v1/chat/completions"] | None = Field(
         default=None, description="Only chat completions."
     )
@@ -150,6 +156,6 @@ class CreateBatch(BaseModel):
     temperature: Temperature | None = Field(
         default=None, description="Default temperature of the requests."
     )
-    system_message: str | None = Field(
+    system_message: Annotated[str, Field(pattern=_NO_NUL)] | None = Field(
         default=None, description="Default system message of the requests, stored once."
     )

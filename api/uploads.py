@@ -8,6 +8,7 @@ piece. Neither pass holds more than a piece and a line.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import IO
 
@@ -21,6 +22,7 @@ from models.requests import Defaults
 from models.types import utcnow
 
 MAX_FILENAME = 255
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def pieces(content: IO[bytes]) -> Iterator[bytes]:
@@ -45,7 +47,7 @@ def store_upload(
             session,
             tenant_id=tenant,
             purpose=purpose,
-            filename=filename[:MAX_FILENAME],
+            filename=_CONTROL.sub("", filename)[:MAX_FILENAME] or "upload.jsonl",
             pieces=pieces(content),
             now=utcnow(),
         )

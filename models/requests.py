@@ -77,6 +77,13 @@ def require_text(value: str, field: str) -> str:
     return value
 
 
+def _sql_text(value: str, field: str) -> str:
+    """Text kept in a SQL text column: PostgreSQL cannot hold a NUL character there."""
+    if "\x00" in value:
+        raise InvalidRequest(f"{field} holds a NUL character")
+    return require_text(value, field)
+
+
 def _custom_id(custom_id: Any) -> str:
     if not isinstance(custom_id, str) or not custom_id.strip():
         raise InvalidRequest("custom_id must be a non-empty string")
@@ -108,7 +115,7 @@ def _model(model: Any, defaults: Defaults) -> str:
         return defaults.model
     if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL:
         raise InvalidRequest(f"model must be a non-empty string of at most {MAX_MODEL} characters")
-    return require_text(model, "model")
+    return _sql_text(model, "model")
 
 
 def _messages(messages: Any) -> list[dict[str, str]]:
@@ -150,4 +157,4 @@ def _system_message(value: Any, defaults: Defaults) -> str | None:
         return defaults.system_message
     if not isinstance(value, str):
         raise InvalidRequest("system_message must be a string")
-    return require_text(value, "system_message")
+    return _sql_text(value, "system_message")

@@ -11,7 +11,7 @@ from api import creation
 from api.body import spool_json
 from api.deps import ServicesDep, TenantDep
 from api.openapi import AUTHENTICATED, errors, json_body
-from api.params import BatchId
+from api.params import After, BatchId
 from api.responses import BatchList, BatchObject
 from api.schemas import CreateBatch
 from api.services import Services
@@ -55,7 +55,7 @@ def list_(
     services: ServicesDep,
     tenant: TenantDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    after: Annotated[str | None, Query(description="The last batch id of the page before.")] = None,
+    after: After = None,
     status: Annotated[BatchStatus | None, Query()] = None,
 ) -> BatchList:
     """The caller's batches, newest first, with cursor paging (`after`) and a status filter."""

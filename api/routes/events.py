@@ -5,21 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api import live
 from api.deps import KeyIdDep, ServicesDep, TenantDep
 from api.openapi import AUTHENTICATED, errors
-from api.params import BatchId, CustomId
+from api.params import BatchId, CustomId, LastEventId
 from api.services import Services
 from api.streams import StreamSlot, guarded, key_check
 from models import batches, results
 
 router = APIRouter(prefix="/v1/batches", tags=["events"])
 
-LastEventId = Annotated[str | None, Header(alias="Last-Event-ID")]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},

@@ -11,8 +11,9 @@ from fastapi.responses import StreamingResponse
 from api import input_files, output_files
 from api.deps import ServicesDep, TenantDep
 from api.openapi import AUTHENTICATED, errors
-from api.params import FileId
+from api.params import After, FileId
 from api.responses import FileDeleted, FileList, FileObject
+from api.schemas import ID_PATTERN
 from api.services import Services
 from api.uploads import store_upload
 from api.views import file_list, stored_file_object
@@ -48,8 +49,8 @@ def list_(
     services: ServicesDep,
     tenant: TenantDep,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    after: Annotated[str | None, Query()] = None,
-    purpose: Annotated[str | None, Query()] = None,
+    after: After = None,
+    purpose: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
 ) -> FileList:
     """The caller's uploaded files, newest first.
 
