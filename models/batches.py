@@ -31,8 +31,10 @@ WINDOW_PATTERN = (
     r"|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h"
     r"|([1-9]|[12][0-9]|30)d)$"
 )
-# Jobs are written this many at a time, so memory stays flat for any batch size.
+# Jobs are written this many at a time (or once they hold this many bytes of messages),
+# so memory stays flat for any batch size.
 WRITE_CHUNK = 2000
+WRITE_CHUNK_BYTES = 1024 * 1024
 _jobs: Table = Job.__table__  # type: ignore[assignment]
 # The columns each new job row gives, in this order (see BatchWriter.add).
 _JOB_COLUMNS = (
@@ -136,6 +138,7 @@ class BatchWriter:
         self.rows = RowWriter(session, _jobs, _JOB_COLUMNS, shared, bound={"messages"})
         self.inherited_chars = len(spec.system_message or "")
         self.pending: list[tuple[Any, ...]] = []
+        self.pending_bytes = 0
         self.count = 0
 
     def add(self, job: NewJob, messages_json: str) -> None:
@@ -154,13 +157,14 @@ class BatchWriter:
             )
         )
         self.count += 1
-        if len(self.pending) >= WRITE_CHUNK:
+        self.pending_bytes += len(messages_json)
+        if len(self.pending) >= WRITE_CHUNK or self.pending_bytes >= WRITE_CHUNK_BYTES:
             self.flush()
 
     def flush(self) -> None:
         """Write the jobs added so far."""
         self.rows.write(self.pending)
-        self.pending = []
+        self.pending, self.pending_bytes = [], 0
 
     def finish(self) -> Batch:
         """Write what is left and record the batch's size; the caller commits."""
