@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from fastapi.concurrency import run_in_threadpool
 
 from api.auth import key_is_live
@@ -121,8 +122,11 @@ async def guarded(
                 await slot.renew()
                 renewed = time.monotonic()
     finally:
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait({pending})
-        await feed.aclose()
-        await slot.release()
+        # Shielded: when the client goes, the server cancels this, and cancels again every
+        # await left in it; the slot must still be given back.
+        with anyio.CancelScope(shield=True):
+            if pending is not None:
+                pending.cancel()
+                await asyncio.wait({pending})
+            await feed.aclose()
+            await slot.release()
