@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     registry = CollectorRegistry(auto_describe=True)
     app.state.metrics_registry = registry
-    errors.install(app, outages)
+    errors.install(app)
     openapi.install(app)
     openapi.register_body(app, CreateBatch)
     # Events first: a custom_id may hold "/", so ".../jobs/{custom_id}" would also match

@@ -7,9 +7,9 @@
     ├── Unavailable          503: SQL or Redis is down (with Retry-After)
     └── BadRequests          400 / 413 / 422: requests of a batch that cannot be accepted
 
-Domain errors raised below the web layer (models.errors) are mapped here too, and so are
-the errors that say SQL or Redis is unavailable (503, counted by api/outages.py);
-anything else is a 500 whose details go to the log, never to the caller.
+Domain errors raised below the web layer (models.errors) are mapped here too; the errors
+that say SQL or Redis is unavailable are answered 503 by api/context.py (and counted by
+api/outages.py); anything else is a 500 whose details go to the log, never to the caller.
 """
 
 from __future__ import annotations
@@ -26,13 +26,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from api.outages import (
-    REDIS_UNAVAILABLE,
-    RETRY_AFTER_SECONDS,
-    SQL_UNAVAILABLE,
-    Outages,
-    service_of,
-)
+from api.outages import RETRY_AFTER_SECONDS, Outages, service_of
 from models.errors import AivbatchError, Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -238,7 +232,7 @@ def outage_response(outages: Outages, exc: BaseException) -> JSONResponse | None
     return Unavailable(service).response()
 
 
-def install(app: FastAPI, outages: Outages) -> None:
+def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the one shape."""
 
     @app.exception_handler(ApiError)
@@ -269,16 +263,9 @@ def install(app: FastAPI, outages: Outages) -> None:
             headers["Connection"] = "close"
         return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
-    async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-        response = outage_response(outages, exc)
-        assert response is not None
-        return response
-
-    # Handled one class at a time: a handler for Exception itself would answer, but the
-    # server would still log a traceback for every request of an outage.
-    for error_class in (*SQL_UNAVAILABLE, *REDIS_UNAVAILABLE):
-        app.add_exception_handler(error_class, _unavailable)
-
+    # SQL or Redis unavailable is answered 503 by api/context.py, which every error that
+    # no handler here takes passes through before this last one (after which the server
+    # would log a traceback for every request of an outage).
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
         # The server logs the traceback after this; this line ties it to the request.

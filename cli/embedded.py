@@ -56,9 +56,11 @@ class EmbeddedRedis:
         return self.proc.pid
 
     @classmethod
-    def start(cls, log: Path | None = None, timeout: float = 10.0) -> EmbeddedRedis:
-        """Start a server on a free port and wait until it answers."""
-        port = free_port()
+    def start(
+        cls, log: Path | None = None, timeout: float = 10.0, port: int | None = None
+    ) -> EmbeddedRedis:
+        """Start a server (on ``port``, else a free one) and wait until it answers."""
+        port = port or free_port()
         args = [str(redis_binary()), "--port", str(port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no"]
         out = log.open("wb") if log else subprocess.DEVNULL

@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.stack",
     "tests.support.api",
     "tests.support.provider",
+    "tests.support.outages",
 ]
