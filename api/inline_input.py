@@ -92,61 +92,84 @@ def _invalid_json(exc: Exception) -> ApiError:
     return ApiError(f"the body is not valid JSON ({detail})", param="body")
 
 
-_STARTS = ("start_map", "start_array")
-_ENDS = ("end_map", "end_array")
-_KINDS = {"start_map": "an object", "string": "a string", "number": "a number"}
+_STEP = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+_KINDS = {
+    "start_array": "array",
+    "start_map": "an object",
+    "string": "a string",
+    "number": "a number",
+    "boolean": "a boolean",
+}
+
+
+class _Fields:
+    """The first pass's handling of the events near the top (see ``outline``)."""
+
+    def __init__(self, found: Outline) -> None:
+        self.found = found
+        self.key: str | None = None
+        self.builder: ObjectBuilder | None = None
+        self.size = 0
+        self.items = 0  # requests that are objects or arrays, counted as they open
+
+    def take(self, event: str, value: Any, depth: int, step: int) -> None:
+        """An event at depth 2 or less, or inside a kept field's value."""
+        found = self.found
+        if depth <= 1 and step > 0 and self.key is None:
+            if event != "start_map":
+                raise ApiError("the body must be a JSON object", param="body")
+        elif depth == 1 and event == "map_key":
+            self.key, self.size = value, 0
+            self.builder = ObjectBuilder() if value in FIELDS else None
+            if value == "requests":
+                found.has_requests, found.requests_kind, found.count = True, "", 0
+                self.items = 0
+        elif self.key == "requests":
+            if not found.requests_kind:
+                found.requests_kind = _KINDS.get(event, event)
+            elif depth == 2 and step == 0:
+                found.count += 1  # a request that is not an object (refused later)
+        elif self.builder is not None:
+            self.size += 1
+            if self.size > MAX_FIELD_EVENTS:
+                raise ApiError(f"{self.key} is too large", param=self.key)
+            self.builder.event(event, value)
+
+    def closed(self, event: str, depth: int, step: int) -> None:
+        """After the event: a top-level value may be complete."""
+        if depth != 1 or self.key is None or event == "map_key":
+            return
+        if self.builder is not None:
+            self.found.fields[self.key], self.builder = self.builder.value, None
+        elif self.key == "requests" and self.found.requests_kind == "array" and step < 0:
+            self.found.count += self.items
 
 
 def outline(spool: IO[bytes], backend: ModuleType) -> Outline:
-    """The first pass: depth, top-level fields and the inline request count."""
+    """The first pass: depth, top-level fields and the inline request count.
+
+    Called for every event of the body, so the loop does as little as it can for the
+    events inside the requests (depth 3 and more), which are nearly all of them.
+    """
     found = Outline()
+    fields = _Fields(found)
     depth = 0
-    key: str | None = None
-    builder: ObjectBuilder | None = None
-    size = 0
     spool.seek(0)
     for event, value in backend.basic_parse(spool, use_float=True):
-        if depth == 0:
-            if event != "start_map":
-                raise ApiError("the body must be a JSON object", param="body")
-            depth = 1
-            continue
-        if depth == 1 and event == "map_key":
-            key, size = value, 0
-            builder = _start_field(found, key)
-            continue
-        if event in _STARTS:
+        step = _STEP.get(event, 0)
+        if step > 0:
             depth += 1
             if depth > MAX_DEPTH:
                 raise ApiError(f"the body nests deeper than {MAX_DEPTH} levels", param="body")
-        if key == "requests":
-            _count_request(found, event, depth)
-        elif builder is not None:
-            size += 1
-            if size > MAX_FIELD_EVENTS:
-                raise ApiError(f"{key} is too large", param=key)
-            builder.event(event, value)
-        if event in _ENDS:
-            depth -= 1
-        if depth == 1 and builder is not None and key is not None:
-            found.fields[key], builder = builder.value, None
+            if depth == 3:
+                fields.items += 1
+        if depth > 2 and fields.builder is None:
+            depth += min(step, 0)
+            continue
+        fields.take(event, value, depth, step)
+        depth += min(step, 0)
+        fields.closed(event, depth, step)
     return found
-
-
-def _start_field(found: Outline, key: str) -> ObjectBuilder | None:
-    """A builder for the value of a top-level field that is kept, else None."""
-    if key == "requests":
-        found.has_requests, found.requests_kind, found.count = True, "", 0
-    return ObjectBuilder() if key in FIELDS else None
-
-
-def _count_request(found: Outline, event: str, depth: int) -> None:
-    if not found.requests_kind:
-        found.requests_kind = "array" if event == "start_array" else _KINDS.get(event, event)
-    elif found.requests_kind == "array" and (
-        (event in _STARTS and depth == 3) or (event not in _STARTS + _ENDS and depth == 2)
-    ):
-        found.count += 1
 
 
 def read_outline(spool: IO[bytes]) -> tuple[Outline, ModuleType]:

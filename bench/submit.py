@@ -8,7 +8,8 @@ fresh SQLite file or the given database, then times, over real HTTP on 127.0.0.1
   2. POST /v1/files with the same N requests as OpenAI batch lines, then POST /v1/batches
      with its input_file_id.
 Each answer comes once the batch and all its jobs are committed. Prints seconds, requests/s,
-body size and the API process's peak RSS. No worker runs: nothing is executed.
+body size, and how far the API process's RSS rose above where it stood before each step
+(its peak, reset before each step) against the body. No worker runs: nothing is executed.
 """
 
 from __future__ import annotations
@@ -33,6 +34,24 @@ from models.migrate import upgrade  # noqa: E402
 
 def _messages(i: int) -> list[dict[str, str]]:
     return [{"role": "user", "content": f"Question {i}: Привет! Как дела? Tell me about {i}."}]
+
+
+class PeakRss:
+    """How far a process's resident memory rises during a step (Linux /proc)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.base = 0.0
+
+    def start(self) -> None:
+        """Reset the process's peak to what it holds now."""
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        self.base = proc_mem_mib(self.pid, "VmRSS")
+
+    def rise(self, body_bytes: int) -> str:
+        """The rise since ``start``, in MiB and against the body's size."""
+        rise = proc_mem_mib(self.pid, "VmHWM") - self.base
+        return f"API memory +{rise:.0f} MiB ({rise / (body_bytes / 2**20):.1f}x the body)"
 
 
 def main() -> None:
@@ -68,6 +87,9 @@ def main() -> None:
                         ]
                     }
                 ).encode()
+                peak = PeakRss(api.pid)
+                print(f"API at rest: {proc_mem_mib(api.pid, 'VmRSS'):.0f} MiB")
+                peak.start()
                 start = time.perf_counter()
                 r = client.post(
                     "/v1/batches", content=inline, headers={"content-type": "application/json"}
@@ -76,7 +98,7 @@ def main() -> None:
                 r.raise_for_status()
                 print(
                     f"inline create: {took:.2f}s ({n / took:.0f} requests/s,"
-                    f" body {len(inline) / 2**20:.1f} MiB)"
+                    f" body {len(inline) / 2**20:.1f} MiB), {peak.rise(len(inline))}"
                 )
 
                 lines = "\n".join(
@@ -90,19 +112,23 @@ def main() -> None:
                     )
                     for i in range(n)
                 ).encode()
+                peak.start()
                 start = time.perf_counter()
                 upload = client.post(
                     "/v1/files", data={"purpose": "batch"}, files={"file": ("in.jsonl", lines)}
                 )
                 uploaded = time.perf_counter() - start
                 upload.raise_for_status()
+                print(f"file upload: {uploaded:.2f}s, {peak.rise(len(lines))}")
+                peak.start()
+                start = time.perf_counter()
                 r = client.post("/v1/batches", json={"input_file_id": upload.json()["id"]})
-                created = time.perf_counter() - start - uploaded
+                created = time.perf_counter() - start
                 r.raise_for_status()
                 print(
-                    f"file upload: {uploaded:.2f}s, create from file: {created:.2f}s"
+                    f"create from file: {created:.2f}s"
                     f" ({n / (uploaded + created):.0f} requests/s end to end,"
-                    f" file {len(lines) / 2**20:.1f} MiB)"
+                    f" file {len(lines) / 2**20:.1f} MiB), {peak.rise(len(lines))}"
                 )
             print(f"API peak RSS: {proc_mem_mib(api.pid, 'VmHWM'):.0f} MiB")
         finally:

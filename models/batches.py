@@ -173,9 +173,13 @@ class BatchWriter:
         return self.batch
 
 
+# Built once: json.dumps with any option builds a new encoder on every call.
+_MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def messages_json(messages: list[dict[str, str]]) -> str:
     """Messages as the JSON text stored for them."""
-    return json.dumps(messages, ensure_ascii=False, separators=(",", ":"))
+    return _MESSAGES_ENCODER.encode(messages)
 
 
 def create_batch(

@@ -59,6 +59,8 @@ class RowWriter:
             if column.name in varying:
                 continue
             value = constants[column.name] if column.name in constants else _default(column)
+            if value is None and column.nullable and column.server_default is None:
+                continue  # the database writes NULL: one parameter fewer per row
             process = column.type._cached_bind_processor(dialect)
             shared[column.name] = process(value) if process else value
         self.names = [*varying, *shared]
