@@ -10,6 +10,7 @@ request goes on, and api/outages.py logs the outage once.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ from api.outages import REDIS, REDIS_UNAVAILABLE, Outages
 from models.rediskeys import RedisKeys
 from models.settings import Settings
 
+# A Redis that hangs (rather than refuses) must not hold every request: past this, a check
+# counts as Redis being away.
+CHECK_TIMEOUT = 1.0
 # What a limit check meets when Redis is away.
 _REDIS_DOWN: tuple[type[Exception], ...] = (StorageError, *REDIS_UNAVAILABLE)
 
@@ -76,10 +80,11 @@ class RateLimits:
     async def auth_blocked(self, address: str) -> Window | None:
         """The failed-authentication window of ``address`` if it is used up, else None."""
         try:
-            if await self.limiter.test(self.auth_failures, "auth", address):
-                self.outages.up(REDIS)
-                return None
-            return await self._window(self.auth_failures, False, "auth", address)
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                if await self.limiter.test(self.auth_failures, "auth", address):
+                    self.outages.up(REDIS)
+                    return None
+                return await self._window(self.auth_failures, False, "auth", address)
         except _REDIS_DOWN as exc:
             self.outages.down(REDIS, exc)
             return None
@@ -90,8 +95,9 @@ class RateLimits:
 
     async def _hit(self, item: RateLimitItem, *identifiers: str) -> Window | None:
         try:
-            allowed = await self.limiter.hit(item, *identifiers)
-            window = await self._window(item, allowed, *identifiers)
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                allowed = await self.limiter.hit(item, *identifiers)
+                window = await self._window(item, allowed, *identifiers)
         except _REDIS_DOWN as exc:
             self.outages.down(REDIS, exc)
             return None
