@@ -2,8 +2,9 @@
 
 Routes declare their error statuses with ``errors(...)``. FastAPI's own 422
 ``HTTPValidationError`` is dropped (this API answers a bad field with 400 in the one error
-shape); request bodies that routes read themselves (streamed, not parsed whole) are
-described by their models; every answer declares ``x-request-id``.
+shape); an optional header or query parameter is declared without null (it is left out,
+never sent as null); request bodies that routes read themselves (streamed, not parsed
+whole) are described by their models; every answer declares ``x-request-id``.
 """
 
 from __future__ import annotations
@@ -114,12 +115,22 @@ def install(app: FastAPI) -> None:
             for operation in path.values():
                 operation.pop("x-aivbatch-body-model", None)
                 _adjust(operation["responses"])
+                for parameter in operation.get("parameters", []):
+                    _not_null(parameter)
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         app.openapi_schema = spec
         return spec
 
     app.openapi = document  # type: ignore[method-assign]
+
+
+def _not_null(parameter: dict[str, Any]) -> None:
+    """An optional header or query parameter is left out, never sent as null: say so."""
+    schema = parameter.get("schema", {})
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1 and len(options) < len(schema["anyOf"]):
+        parameter["schema"] = {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
 
 
 def _adjust(responses: dict[str, Any]) -> None:
