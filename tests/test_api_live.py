@@ -114,7 +114,7 @@ def test_job_events_stream_the_text_and_resume_after_the_last_id(
     client.close()
     from_sql = list(_events(api, path))
     assert [e.event for e in from_sql] == ["chunk", "done"]
-    assert from_sql[0].json() == {"attempt": 1, "text": job.output}
+    assert from_sql[0].json() == {"attempt": 1, "text": job.output, "offset": 0}
 
 
 def test_results_while_running_hold_what_has_finished(running: Running, database: Database) -> None:
