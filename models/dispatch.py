@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from models.jobs import mark_dispatched
@@ -97,6 +99,17 @@ def live_capacity(
 _READY = (Job.status == JobStatus.QUEUED) & Job.dispatch_token.is_(None)
 
 
+def in_flight_by_upstream(session: Session) -> dict[str | None, tuple[int, int]]:
+    """Per upstream: (jobs dispatched or running, of them dispatched but not yet claimed)."""
+    dispatched = (Job.status == JobStatus.QUEUED) & Job.dispatch_token.is_not(None)
+    rows = session.execute(
+        select(Job.upstream, func.count(), func.count().filter(dispatched))
+        .where(or_(Job.status == JobStatus.RUNNING, dispatched))
+        .group_by(Job.upstream)
+    )
+    return {upstream: (int(total), int(waiting)) for upstream, total, waiting in rows}
+
+
 def held_by_tenant(session: Session) -> dict[str, int]:
     """Jobs each tenant has handed to the broker or running: its share of the workers now."""
     rows = session.execute(
@@ -133,13 +146,20 @@ def waiting_batches(session: Session, *, now: datetime) -> dict[str, list[str]]:
 
 
 def next_jobs(
-    session: Session, limit: int, *, now: datetime, batch_ids: list[str] | None = None
+    session: Session,
+    limit: int,
+    *,
+    now: datetime,
+    batch_ids: list[str] | None = None,
+    allowance: dict[str, int] | None = None,
 ) -> list[int]:
     """Up to ``limit`` dispatchable job ids, shared round-robin between batches.
 
     Batches take turns in order of who was served longest ago, each taking an equal
     share, so a 50,000-request batch cannot starve a 5-request one submitted after it.
     ``batch_ids`` restricts the choice to those batches (one tenant's, say), in that order.
+    ``allowance`` caps the jobs taken per upstream (and is spent as they are taken): a job
+    waiting for a full upstream is skipped and takes no place from other upstreams' jobs.
     """
     if limit <= 0:
         return []
@@ -158,14 +178,18 @@ def next_jobs(
             take = min(share, limit - len(chosen))
             if take <= 0:
                 break
-            query = select(Job.id, Job.position).where(Job.batch_id == batch_id, ready)
+            query = select(Job.id, Job.position, Job.upstream).where(
+                Job.batch_id == batch_id, ready, _open_upstreams(allowance)
+            )
             if batch_id in after:
                 query = query.where(Job.position > after[batch_id])
             rows = session.execute(query.order_by(Job.position).limit(take)).all()
-            chosen.extend(row.id for row in rows)
-            if rows:
-                after[batch_id] = rows[-1].position
-            if len(rows) == take:
+            kept = _within(rows, allowance)
+            chosen.extend(row.id for row in kept)
+            if kept:
+                after[batch_id] = kept[-1].position
+            # Cut short by a spent allowance: the batch may hold other upstreams' jobs.
+            if len(kept) == take or len(kept) < len(rows):
                 still.append(batch_id)
         open_ = still
     if after:
@@ -176,6 +200,28 @@ def next_jobs(
             .execution_options(synchronize_session=False)
         )
     return chosen
+
+
+def _open_upstreams(allowance: dict[str, int] | None) -> ColumnElement[bool]:
+    """Jobs of upstreams whose allowance is not spent (all jobs without an allowance)."""
+    spent = [name for name, left in (allowance or {}).items() if left <= 0]
+    if not spent:
+        return true()
+    return or_(Job.upstream.is_(None), Job.upstream.not_in(spent))
+
+
+def _within(rows: Sequence[Any], allowance: dict[str, int] | None) -> list[Any]:
+    """The rows up to the first one whose upstream's allowance is spent; spends it."""
+    if not allowance:
+        return list(rows)
+    kept = []
+    for row in rows:
+        if row.upstream in allowance:
+            if allowance[row.upstream] <= 0:
+                break
+            allowance[row.upstream] -= 1
+        kept.append(row)
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +256,13 @@ class _Slots:
 
 
 def fill(
-    session: Session, *, capacity: int, reserve: int, group: int, now: datetime
+    session: Session,
+    *,
+    capacity: int,
+    reserve: int,
+    group: int,
+    now: datetime,
+    allowance: dict[str, int] | None = None,
 ) -> list[Group]:
     """Hand jobs to the broker: free worker streams shared fairly between tenants, then
     between each tenant's batches; returns the groups to send, each under a fresh token.
@@ -221,7 +273,8 @@ def fill(
     so a tenant that filled the workers while alone holds them until its answers end; the
     workers' ``reserve`` (streams beyond ``capacity``) is therefore only for tenants under
     their fair share, and their groups are marked so a worker starts them before the
-    backlog it holds, in the reserve if its normal streams are full.
+    backlog it holds, in the reserve if its normal streams are full. ``allowance`` caps the
+    jobs handed out per upstream (worker/dispatch_caps.py).
     """
     waiting = waiting_batches(session, now=now)
     if not waiting:
@@ -239,7 +292,9 @@ def fill(
 
     def give(tenant: str, want: int, *, under_share: bool) -> None:
         normal, extra = slots.take(want, reserve_too=under_share)
-        ids = next_jobs(session, normal + extra, now=now, batch_ids=waiting[tenant])
+        ids = next_jobs(
+            session, normal + extra, now=now, batch_ids=waiting[tenant], allowance=allowance
+        )
         slots.give_back(normal + extra - len(ids), extra)
         held[tenant] = held.get(tenant, 0) + len(ids)
         # Under its share beside other tenants, a tenant's groups jump the queue in the

@@ -17,3 +17,7 @@ class Conflict(AivbatchError):
 
 class InvalidInput(AivbatchError):
     """The caller's input is unusable; the message names the field or line."""
+
+
+class ConfigError(AivbatchError):
+    """The routing file is unusable; the message names the file and the key."""

@@ -12,7 +12,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    String,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from models.states import BatchStatus, JobStatus
@@ -29,9 +41,13 @@ class ClaimedJob:
     custom_id: str
     attempt: int
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     temperature: float | None
     system_message: str | None
+    params: dict[str, Any] | None = None
+    upstream: str | None = None
+    attempt_log: list[dict[str, Any]] | None = None
+    endpoint: str = "/v1/chat/completions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +73,11 @@ class Outcome:
     first_chunk_ms: float | None = None
     duration_ms: float | None = None
     not_before: datetime | None = None
+    # The upstream's answer (or error body); the upstream of the next attempt (a retry) or of
+    # this one; every recorded attempt so far, this one included.
+    response: dict[str, Any] | None = None
+    upstream: str | None = None
+    attempt_log: list[dict[str, Any]] | None = None
 
 
 def _rowcount(result: Any) -> int:
@@ -69,11 +90,49 @@ _batch_system_message = (
 )
 
 
-def claim(session: Session, token: str, *, now: datetime, lease_seconds: float) -> list[ClaimedJob]:
-    """Claim every still-queued job dispatched under ``token``; the rest are someone else's."""
+def dispatched(session: Session, token: str) -> list[tuple[int, str, str | None]]:
+    """The still-queued jobs dispatched under ``token``: (id, model, upstream)."""
+    rows = session.execute(
+        select(Job.id, Job.model, Job.upstream).where(
+            Job.dispatch_token == token, Job.status == JobStatus.QUEUED
+        )
+    )
+    return [(int(i), str(m), u) for i, m, u in rows]
+
+
+def defer(session: Session, token: str, until: dict[int, datetime]) -> int:
+    """Hand dispatched jobs back undispatched, not before ``until`` (their upstream is full
+    or paused); no attempt is spent."""
+    deferred = 0
+    for job_id, not_before in until.items():
+        stmt = (
+            update(Job)
+            .where(Job.id == job_id, Job.dispatch_token == token, Job.status == JobStatus.QUEUED)
+            .values(dispatch_token=None, dispatched_at=None, not_before=not_before)
+            .execution_options(synchronize_session=False)
+        )
+        deferred += _rowcount(session.execute(stmt))
+    return deferred
+
+
+def claim(
+    session: Session,
+    token: str,
+    *,
+    now: datetime,
+    lease_seconds: float,
+    only: Collection[int] | None = None,
+) -> list[ClaimedJob]:
+    """Claim every still-queued job dispatched under ``token`` (of ``only``, when given);
+    the rest are someone else's."""
+    if only is not None and not only:
+        return []
+    condition = and_(Job.dispatch_token == token, Job.status == JobStatus.QUEUED)
+    if only is not None:
+        condition = and_(condition, Job.id.in_(list(only)))
     stmt = (
         update(Job)
-        .where(Job.dispatch_token == token, Job.status == JobStatus.QUEUED)
+        .where(condition)
         .values(
             status=JobStatus.RUNNING,
             attempt=Job.attempt + 1,
@@ -91,10 +150,20 @@ def claim(session: Session, token: str, *, now: datetime, lease_seconds: float) 
             Job.temperature,
             # A job without a system message of its own takes its batch's.
             func.coalesce(Job.system_message, _batch_system_message).label("system_message"),
+            Job.params,
+            Job.upstream,
+            Job.attempt_log,
         )
         .execution_options(synchronize_session=False)
     )
-    return [ClaimedJob(**row._asdict()) for row in session.execute(stmt)]
+    rows = [row._asdict() for row in session.execute(stmt)]
+    if not rows:
+        return []
+    batch_ids = {row["batch_id"] for row in rows}
+    endpoints = dict(
+        session.execute(select(Batch.id, Batch.endpoint).where(Batch.id.in_(batch_ids))).all()
+    )
+    return [ClaimedJob(**row, endpoint=endpoints[row["batch_id"]]) for row in rows]
 
 
 def renew_leases(
@@ -143,6 +212,11 @@ _RECORD = (
         error_code=bindparam("b_error_code"),
         error_message=bindparam("b_error_message"),
         upstream_status=bindparam("b_upstream_status"),
+        response=bindparam("b_response", type_=JSON(none_as_null=True)),
+        upstream=func.coalesce(bindparam("b_upstream", type_=String()), _jobs.c.upstream),
+        attempt_log=func.coalesce(
+            bindparam("b_attempt_log", type_=JSON(none_as_null=True)), _jobs.c.attempt_log
+        ),
         first_chunk_ms=bindparam("b_first_chunk_ms"),
         duration_ms=bindparam("b_duration_ms"),
     )
@@ -166,6 +240,9 @@ def _record_params(outcome: Outcome, now: datetime) -> dict[str, Any]:
         "b_error_code": outcome.error_code,
         "b_error_message": outcome.error_message,
         "b_upstream_status": outcome.upstream_status,
+        "b_response": None if retry else outcome.response,
+        "b_upstream": outcome.upstream,
+        "b_attempt_log": outcome.attempt_log,
         "b_first_chunk_ms": outcome.first_chunk_ms,
         "b_duration_ms": outcome.duration_ms,
     }

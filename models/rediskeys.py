@@ -15,6 +15,11 @@ Version 1 (documented for users in docs/redis.md):
 ``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
     custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
 
+    Answers with more than one choice or with tool calls add entries that v1 readers of
+    ``chunk`` entries may ignore: ``event=delta attempt=N choice=K text=… ts=…`` (the text of
+    choice K ≥ 1) and ``event=tool_call attempt=N choice=K index=I [id=… name=…]
+    arguments=… ts=…`` (a piece of tool call I of choice K).
+
 ``{prefix}:v1:epoch`` — string the dispatcher sets; when it is gone, Redis lost its data and
     the streams of recently finished jobs are rewritten from SQL.
 ``{prefix}:v1:metrics`` — hash of counters pooled by the workers for ``/metrics`` (not a
@@ -23,6 +28,14 @@ Version 1 (documented for users in docs/redis.md):
     each expires with its window).
 ``{prefix}:v1:tenant:{tenant}:streams`` — sorted set of a tenant's open event streams
     (member: a stream's id, score: when its lease ends, unix seconds).
+
+``{prefix}:v1:upstream:{name}:permits`` — sorted set: the streams open to that upstream
+    across every worker (member ``{worker}:{job id}``, score: when its lease ends, in Redis
+    server milliseconds); an expired member is a permit given back.
+``{prefix}:v1:upstream:{name}:paused`` — string with a TTL: the upstream asked (429 with
+    Retry-After) that nobody call it before the key expires.
+``{prefix}:v1:upstream:LIMITER/{name}/{n}/1/minute`` — the ``limits`` package's moving window
+    of the upstream's ``requests_per_minute``.
 
 Every other key expires ``retention`` seconds after its last write. Redis may lose all of this at
 any moment: SQL holds every result, and the progress hash is rewritten from SQL.
@@ -47,9 +60,16 @@ F_CHARS = "chars"
 F_CUSTOM_ID = "custom_id"
 F_TS = "ts"
 F_OFFSET = "offset"
+F_CHOICE = "choice"
+F_INDEX = "index"
+F_ID = "id"
+F_NAME = "name"
+F_ARGUMENTS = "arguments"
 
 # Values of the ``event`` field.
 EV_CHUNK = "chunk"
+EV_DELTA = "delta"
+EV_TOOL_CALL = "tool_call"
 EV_RETRY = "retry"
 EV_DONE = "done"
 EV_ERROR = "error"
@@ -91,6 +111,19 @@ class RedisKeys:
     def metrics(self) -> str:
         """The hash of counters the workers pool for the API's /metrics (models/jobmetrics.py)."""
         return f"{self.prefix}:{CONTRACT_VERSION}:metrics"
+
+    def upstream_permits(self, name: str) -> str:
+        """The sorted set of an upstream's open streams, scored by lease end."""
+        return f"{self.upstream_prefix}:{name}:permits"
+
+    def upstream_paused(self, name: str) -> str:
+        """The key that exists while an upstream asked to be left alone (a 429)."""
+        return f"{self.upstream_prefix}:{name}:paused"
+
+    @property
+    def upstream_prefix(self) -> str:
+        """The prefix of the upstream keys (the rate limiter's keys start with it too)."""
+        return f"{self.prefix}:{CONTRACT_VERSION}:upstream"
 
     @property
     def limits(self) -> str:

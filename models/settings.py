@@ -28,7 +28,12 @@ class Settings(BaseSettings):
         default="aivbatch", description="Prefix of every Redis key of the contract."
     )
 
-    # The upstream.
+    # The upstreams.
+    config: Path | None = Field(
+        default=None,
+        description="The routing file (TOML) naming the upstreams; default ./aivbatch.toml"
+        " when present, else the Aivvm upstream below.",
+    )
     aivvm_url: str | None = Field(
         default=None, description="Base URL of the Aivvm-protocol upstream."
     )

@@ -86,9 +86,13 @@ class Job(Base):
     custom_id: Mapped[str] = mapped_column(String(512))
     position: Mapped[int] = mapped_column(Integer)
     model: Mapped[str] = mapped_column(String(64))
-    messages: Mapped[list[dict[str, str]]] = mapped_column(JSON)
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     temperature: Mapped[float | None] = mapped_column(Float, default=None)
     system_message: Mapped[str | None] = mapped_column(Text, default=None)
+    # Every other body field, passed through to the upstream as given.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # The upstream of the latest attempt (of the next one, for a job waiting to retry).
+    upstream: Mapped[str | None] = mapped_column(String(64), default=None)
 
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.QUEUED)
     # Incremented by every claim; finishing writes must name it (the fencing token).
@@ -107,6 +111,10 @@ class Job(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), default=None)
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     upstream_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    # The upstream's answer in its own (OpenAI) shape, or its error body; None for Aivvm text.
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # One entry per recorded attempt: {"attempt", "upstream", "status", "code"?, "status_code"?}.
+    attempt_log: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, default=None)
     # Usage (models/usage.py): characters counted here, tokens as the upstream reported them.
     chars_in: Mapped[int] = mapped_column(Integer, default=0)
     chars_out: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,7 +6,8 @@ One pass, every ``dispatch_interval`` seconds:
    of batches past their completion window expire;
 2. dispatch: free capacity = what live workers can hold (plus a small backlog of groups
    waiting ahead) − what is in flight; that many jobs, shared fairly between tenants and
-   then round-robin between each tenant's batches (models/dispatch.py), are handed to the
+   then round-robin between each tenant's batches (models/dispatch.py), and never more
+   for an upstream than its limits leave free (worker/dispatch_caps.py), are handed to the
    broker in groups, one message per group, each group under a fresh token (a claim must
    present it, so a late duplicate message claims nothing); groups of tenants under their
    fair share may use the workers' reserve;
@@ -31,10 +32,12 @@ from models import batches, dispatch, jobs
 from models.db import Database
 from models.migrate import wait_until_current
 from models.rediskeys import RedisKeys
+from models.routing import Routing
 from models.settings import Settings, get_settings
 from models.states import JobStatus
 from models.types import utcnow
 from worker.celery_app import RUN_JOBS
+from worker.dispatch_caps import DispatchCaps
 from worker.monitor import HEARTBEAT_SECONDS
 from worker.outage import Outages
 from worker.progress import publish
@@ -48,12 +51,21 @@ PROGRESS_EVERY_SECONDS = 0.5
 class Dispatcher:
     """One dispatcher/reconciler; ``run_pass`` does a single pass."""
 
-    def __init__(self, settings: Settings, db: Database, client: redis.Redis, app: Celery) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        client: redis.Redis,
+        app: Celery,
+        routing: Routing | None = None,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.redis = client
         self.app = app
         self.keys = RedisKeys(settings.redis_prefix)
+        self.routing = routing or Routing.from_settings(settings)
+        self.caps = DispatchCaps(self.routing, client, self.keys)
         self._last_progress = 0.0
         self.outages = Outages(log)
         self._repair = StreamRepair(self.keys, retention=settings.redis_retention, now=utcnow())
@@ -83,6 +95,7 @@ class Dispatcher:
 
     def _recover_and_pick(self) -> list[dispatch.Group]:
         s = self.settings
+        upstreams = self.caps.state()
         now = utcnow()
         with self.db.write() as session:
             lost = jobs.requeue_lost(session, now=now, max_attempts=s.max_attempts)
@@ -99,8 +112,14 @@ class Dispatcher:
             # A few groups wait ahead in each worker, so freed room is filled at once
             # instead of a dispatcher pass and a broker round trip later.
             capacity = live.streams + live.workers * s.dispatch_backlog * group
+            allowance = self.caps.allowance(upstreams, dispatch.in_flight_by_upstream(session))
             groups = dispatch.fill(
-                session, capacity=capacity, reserve=live.reserve, group=group, now=now
+                session,
+                capacity=capacity,
+                reserve=live.reserve,
+                group=group,
+                now=now,
+                allowance=allowance,
             )
         if lost or stale or expired:
             log.info(

@@ -12,21 +12,26 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+
+from redis.exceptions import RedisError
 
 from models import jobmetrics, jobs
 from models.db import Database
 from models.jobs import ClaimedJob, Outcome, Stop
 from models.rediskeys import RedisKeys
+from models.routing import Routing
 from models.settings import Settings
 from models.types import utcnow
 from worker.attempt import Attempt, stream
 from worker.events import announce_claim, announce_outcome
 from worker.outage import Outage, is_sql_outage
-from worker.providers.errors import ProviderError
+from worker.providers.errors import ProviderError, RateLimited
 from worker.providers.http import ClientShards
+from worker.providers.interface import Provider
 from worker.redis_writer import RedisWriter
+from worker.upstream_limits import UpstreamLimits
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,9 @@ class Engine:
         sql: ThreadPoolExecutor,
         clients: ClientShards,
         writer: RedisWriter,
+        routing: Routing,
+        providers: dict[str, Provider],
+        limits: UpstreamLimits,
         on_done: Callable[[int], None],
     ) -> None:
         self.settings = settings
@@ -49,6 +57,9 @@ class Engine:
         self.sql = sql
         self.clients = clients
         self.writer = writer
+        self.routing = routing
+        self.providers = providers
+        self.limits = limits
         self.keys = RedisKeys(settings.redis_prefix)
         self.attempts: dict[int, Attempt] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -63,9 +74,10 @@ class Engine:
         """Start the loop that writes outcomes to SQL."""
         self._recorder = asyncio.get_running_loop().create_task(self._record_loop())
 
-    def start(self, job: ClaimedJob) -> None:
-        """Begin streaming a claimed job (called on the loop thread)."""
-        attempt = Attempt(job)
+    def start(self, job: ClaimedJob, permit: str | None = None) -> None:
+        """Begin streaming a claimed job (called on the loop thread), holding a permit of the
+        upstream ``permit`` if one was taken for it."""
+        attempt = Attempt(job, permit=permit)
         self.attempts[job.id] = attempt
         announce_claim(self.writer, self.keys, job)
         task = asyncio.get_running_loop().create_task(self._run(attempt), name=f"job-{job.id}")
@@ -94,33 +106,57 @@ class Engine:
         """The attempts this process holds: job id → attempt number."""
         return {job_id: a.job.attempt for job_id, a in self.attempts.items()}
 
+    def permits(self) -> dict[str, list[int]]:
+        """The upstream permits this process holds: upstream → job ids."""
+        held: dict[str, list[int]] = {}
+        for job_id, attempt in self.attempts.items():
+            if attempt.permit is not None:
+                held.setdefault(attempt.permit, []).append(job_id)
+        return held
+
     async def _run(self, attempt: Attempt) -> None:
         outcome: Outcome | None
         try:
             await stream(
                 attempt,
+                routing=self.routing,
+                providers=self.providers,
                 client=self.clients.pick(attempt.job.id),
                 writer=self.writer,
                 keys=self.keys,
-                settings=self.settings,
             )
             outcome = attempt.finished()
         except asyncio.CancelledError:
             outcome = attempt.stopped()
         except ProviderError as exc:
             # The upstream's doing, recorded in the job; the log needs only the kind.
-            outcome = attempt.failed(exc, self.settings, self._rng)
+            outcome = attempt.failed(exc, self.settings, self._rng, self.routing)
             log.info(
-                "job %s attempt %s: %s", attempt.job.id, attempt.job.attempt, outcome.error_code
+                "job %s attempt %s on %s: %s",
+                attempt.job.id,
+                attempt.job.attempt,
+                attempt.upstream,
+                outcome.error_code,
             )
+            if isinstance(exc, RateLimited) and exc.retry_after and attempt.upstream:
+                await self._quietly(self.limits.pause(attempt.upstream, exc.retry_after))
         except Exception as exc:
             # Ours: the job fails with a generic message, the traceback goes to the log.
             log.exception(
                 "job %s attempt %s failed unexpectedly", attempt.job.id, attempt.job.attempt
             )
-            outcome = attempt.failed(exc, self.settings, self._rng)
+            outcome = attempt.failed(exc, self.settings, self._rng, self.routing)
+        if attempt.permit is not None:
+            await self._quietly(self.limits.release(attempt.permit, [attempt.job.id]))
         self._ended.append((attempt.job, outcome))
         self._ended_signal.set()
+
+    async def _quietly(self, step: Awaitable[None]) -> None:
+        # Redis away: a pause is missed, a permit expires by itself with its lease.
+        try:
+            await step
+        except (RedisError, OSError) as exc:
+            log.warning("upstream limits not updated: %s", exc)
 
     async def _record_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -79,6 +79,7 @@ class Monitor:
                     lost = await loop.run_in_executor(self.sql, self._renew, self.engine.held())
                     for job_id in lost:
                         self.engine.stop(Stop(job_id, None, "attempt_superseded"))
+                    await self.engine.limits.renew(self.engine.permits())
                 self._outages.ok()
             except Exception as exc:
                 # SQL may be briefly away; the lease outlives a few missed renewals.

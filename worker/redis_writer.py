@@ -18,7 +18,22 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from models.rediskeys import EV_CHUNK, EVENTS_MAXLEN, F_ATTEMPT, F_EVENT, F_TEXT, chunk_entry
+from models.rediskeys import (
+    EV_CHUNK,
+    EV_DELTA,
+    EV_TOOL_CALL,
+    EVENTS_MAXLEN,
+    F_ARGUMENTS,
+    F_ATTEMPT,
+    F_CHOICE,
+    F_EVENT,
+    F_ID,
+    F_INDEX,
+    F_NAME,
+    F_TEXT,
+    F_TS,
+    chunk_entry,
+)
 from worker.outage import Outage
 
 log = logging.getLogger(__name__)
@@ -86,6 +101,49 @@ class RedisWriter:
         self._pending.entries[key] = entries
         self._pending.replace.add(key)
         self.damaged.discard(key)
+
+    def delta(self, key: str, attempt: int, choice: int, text: str) -> None:
+        """Queue text of a choice other than the first (``event=delta``), merged like chunks."""
+        fields = {F_EVENT: EV_DELTA, F_ATTEMPT: str(attempt), F_CHOICE: str(choice)}
+        self._merged(key, fields, F_TEXT, text)
+
+    def tool_call(
+        self,
+        key: str,
+        attempt: int,
+        choice: int,
+        index: int,
+        arguments: str,
+        *,
+        call_id: str | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Queue a piece of a tool call; argument pieces of the same call are merged."""
+        fields = {
+            F_EVENT: EV_TOOL_CALL,
+            F_ATTEMPT: str(attempt),
+            F_CHOICE: str(choice),
+            F_INDEX: str(index),
+        }
+        if call_id is not None:
+            fields[F_ID] = call_id
+        if name is not None:
+            fields[F_NAME] = name
+        self._merged(key, fields, F_ARGUMENTS, arguments)
+
+    def _merged(self, key: str, fields: dict[str, str], text_field: str, text: str) -> None:
+        entries = self._pending.entries.setdefault(key, [])
+        last = entries[-1] if entries else None
+        # A piece naming a call (id, name) starts an entry; the pieces after it join it.
+        if (
+            last is not None
+            and text_field in last
+            and all(last.get(k) == v for k, v in fields.items())
+            and set(last) - set(fields) <= {text_field, F_TS, F_ID, F_NAME}
+        ):
+            last[text_field] += text
+            return
+        entries.append({**fields, text_field: text, F_TS: str(int(time.time() * 1000))})
 
     def entry(self, key: str, fields: dict[str, str], *, capped: bool = False) -> None:
         """Queue one entry as it is (``capped`` streams are trimmed to about EVENTS_MAXLEN)."""

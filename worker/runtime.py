@@ -2,8 +2,10 @@
 
 Celery hands the process one message at a time; each message carries a dispatch token
 naming a small group of jobs. ``offer`` hands the group to the intake (worker/intake.py)
-and returns at once; the intake claims the group in SQL when there is room and starts its
-streams on the event loop. From the claim on, SQL leases, not the broker, keep the jobs
+and returns at once; when there is room the intake takes the permits of the group's
+upstreams (worker/upstream_limits.py), claims in SQL the jobs that got one, hands the rest
+back to the queue without spending an attempt, and starts the claimed streams on the event
+loop. From the claim on, SQL leases, not the broker, keep the jobs
 safe; a group never claimed (the worker died first) is dispatched again by the dispatcher.
 """
 
@@ -17,6 +19,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import redis.asyncio as aioredis
 import uvloop
@@ -25,13 +28,17 @@ from models import dispatch, jobs
 from models.db import Database
 from models.jobs import ClaimedJob
 from models.migrate import wait_until_current
+from models.rediskeys import RedisKeys
+from models.routing import Routing
 from models.settings import Settings
 from models.types import utcnow
 from worker.engine import Engine
 from worker.intake import Intake, Offer
 from worker.monitor import Monitor
+from worker.providers import registry
 from worker.providers.http import ClientShards
 from worker.redis_writer import RedisWriter
+from worker.upstream_limits import Admission, UpstreamLimits, Waiting
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +56,14 @@ class Runtime:
         self.settings = settings
         self.capacity = settings.worker_streams
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.routing = Routing.from_settings(settings)
+        # The routing file names the variables holding the upstreams' keys; read them here,
+        # where the process starts, and hand each provider its own.
+        self.providers = registry.build(self.routing, settings, os.environ)
+        for name in registry.missing_keys(self.routing, os.environ):
+            log.warning("the variable %s named by api_key_env is not set: no key is sent", name)
+        # Permits taken for claimed jobs, until their streams start: job id → upstream.
+        self._permits: dict[int, str | None] = {}
         self.db = Database.from_url(settings.sql_url)
         wait_until_current(self.db.engine, log)
         self.sql = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sql")
@@ -74,7 +89,14 @@ class Runtime:
         self.writer = RedisWriter(
             self.redis, flush_ms=settings.chunk_flush_ms, retention=settings.redis_retention
         )
-        self.clients = ClientShards.for_streams(self.capacity, settings.streams_per_client)
+        self.clients = ClientShards.for_settings(settings)
+        self.limits = UpstreamLimits(
+            self.redis,
+            RedisKeys(settings.redis_prefix),
+            self.routing,
+            owner=self.worker_id,
+            lease_seconds=settings.lease_seconds,
+        )
         self.intake = Intake(
             capacity=self.capacity,
             reserve=dispatch.reserve_of(self.capacity, settings.fair_reserve),
@@ -87,6 +109,9 @@ class Runtime:
             sql=self.sql,
             clients=self.clients,
             writer=self.writer,
+            routing=self.routing,
+            providers=self.providers,
+            limits=self.limits,
             on_done=lambda _job_id: self.intake.done(),
         )
         self.monitor = Monitor(
@@ -108,16 +133,49 @@ class Runtime:
         self.loop.call_soon_threadsafe(self.intake.offer, Offer(token, size, reserve))
 
     async def _claim(self, token: str) -> list[ClaimedJob]:
-        return await asyncio.get_running_loop().run_in_executor(self.sql, self._claim_now, token)
+        """Claim the group's jobs whose upstream can take them now; hand the rest back."""
+        loop = asyncio.get_running_loop()
+        waiting = await loop.run_in_executor(self.sql, self._waiting, token)
+        admission = await self.limits.admit(waiting)
+        claimed = await loop.run_in_executor(self.sql, self._claim_now, token, admission)
+        taken = {job.id for job in claimed}
+        unused: dict[str | None, list[int]] = {}
+        for job_id, upstream in admission.admitted.items():
+            if job_id in taken:
+                self._permits[job_id] = upstream
+            else:
+                unused.setdefault(upstream, []).append(job_id)
+        for upstream, job_ids in unused.items():
+            await self.limits.release(upstream, job_ids)
+        return claimed
 
-    def _claim_now(self, token: str) -> list[ClaimedJob]:
+    def _waiting(self, token: str) -> list[Waiting]:
+        with self.db.read() as session:
+            dispatched = jobs.dispatched(session, token)
+        waiting = []
+        for job_id, model, upstream in dispatched:
+            route = self.routing.on(upstream, model)
+            waiting.append(Waiting(job_id, route.upstream.name if route else None))
+        return waiting
+
+    def _claim_now(self, token: str, admission: Admission) -> list[ClaimedJob]:
+        now = utcnow()
         with self.db.write() as session:
-            return jobs.claim(
-                session, token, now=utcnow(), lease_seconds=self.settings.lease_seconds
+            claimed = jobs.claim(
+                session,
+                token,
+                now=now,
+                lease_seconds=self.settings.lease_seconds,
+                only=list(admission.admitted),
             )
+            until = {j: now + timedelta(seconds=s) for j, s in admission.deferred.items()}
+            jobs.defer(session, token, until)
+        if admission.deferred:
+            log.info("%d jobs wait for their upstream", len(admission.deferred))
+        return claimed
 
     def _start_job(self, job: ClaimedJob) -> None:
-        self.engine.start(job)
+        self.engine.start(job, self._permits.pop(job.id, None))
 
     def close(self) -> None:
         """Finish or hand back every running job, then close every client.

@@ -203,77 +203,90 @@ def _whole(chunks: Iterator[str]) -> Iterator[str]:
     yield "".join(chunks)
 
 
+class _Answer:
+    """One response's bytes in, the answer's text out, or the error it stands for.
+
+    The sync and async paths differ only in how they read bytes; everything they decide
+    is decided here, once.
+    """
+
+    __slots__ = ("call", "headers", "rejected", "size", "status", "text")
+
+    def __init__(self, call: _Call, status: int, headers: httpx.Headers) -> None:
+        self.call = call
+        self.status = status
+        self.headers = headers
+        self.size = 0
+        # The body of an error or of an HTML page, kept (up to a limit) for its message.
+        self.rejected: list[bytes] | None = None
+        self.text: TextStream | None = None
+        if status >= 300 or wire.is_html(headers.get("content-type", ""), b""):
+            self.rejected = []
+        else:
+            self.text = TextStream()
+
+    @property
+    def enough(self) -> bool:
+        """Whether enough of a rejected body is read to say what went wrong."""
+        return self.rejected is not None and self.size >= ERROR_BODY_LIMIT
+
+    def feed(self, raw: bytes) -> str:
+        """The answer's text that ``raw`` completes ('' while rejecting or mid-character)."""
+        if self.text is None:
+            assert self.rejected is not None
+            self.rejected.append(raw)
+            self.size += len(raw)
+            return ""
+        piece = self.text.feed(raw)
+        if self.text.html is not None:
+            # A 2xx whose body turns out to be an HTML page (an anti-bot wall).
+            self.rejected, self.size = [self.text.html], len(self.text.html)
+            self.text = None
+        return piece
+
+    def finish(self) -> str:
+        """The answer's last characters; raises the error a rejected body stands for."""
+        if self.text is not None:
+            return self.text.finish()
+        body, secret = b"".join(self.rejected or ()), self.call.secret
+        if self.status >= 300:
+            raise wire.error_for_status(self.status, self.headers, body, secret=secret)
+        raise wire.not_an_answer(self.status, self.headers, body, secret=secret)
+
+
 def _stream_sync(client: httpx.Client, call: _Call) -> Iterator[str]:
-    text: TextStream | None = None
-    timeout = call.timeout(client)
+    answer: _Answer | None = None
     try:
         with client.stream(
-            "POST", call.url, json=call.body, headers=call.headers, timeout=timeout
+            "POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout(client)
         ) as r:
-            if r.status_code >= 300:
-                raise wire.error_for_status(
-                    r.status_code, r.headers, _read_some(r.iter_bytes()), secret=call.secret
-                )
-            if wire.is_html(r.headers.get("content-type", ""), b""):
-                raise wire.not_an_answer(
-                    r.status_code, r.headers, _read_some(r.iter_bytes()), secret=call.secret
-                )
-            text = TextStream()
-            chunks = r.iter_bytes()
-            for raw in chunks:
-                if piece := text.feed(raw):
+            answer = _Answer(call, r.status_code, r.headers)
+            for raw in r.iter_bytes():
+                if piece := answer.feed(raw):
                     yield piece
-                elif text.html is not None:
-                    page = text.html + _read_some(chunks)
-                    raise wire.not_an_answer(r.status_code, r.headers, page, secret=call.secret)
-            if piece := text.finish():
+                if answer.enough:
+                    break
+            if piece := answer.finish():
                 yield piece
     except httpx.RequestError as exc:
+        text = answer.text if answer else None
         raise call.fail(exc, text, call.stall or client.timeout.read) from exc
 
 
 async def _stream_async(client: httpx.AsyncClient, call: _Call) -> AsyncIterator[str]:
-    text: TextStream | None = None
-    timeout = call.timeout(client)
+    answer: _Answer | None = None
     try:
         async with client.stream(
-            "POST", call.url, json=call.body, headers=call.headers, timeout=timeout
+            "POST", call.url, json=call.body, headers=call.headers, timeout=call.timeout(client)
         ) as r:
-            if r.status_code >= 300:
-                body = await _aread_some(r.aiter_bytes())
-                raise wire.error_for_status(r.status_code, r.headers, body, secret=call.secret)
-            if wire.is_html(r.headers.get("content-type", ""), b""):
-                body = await _aread_some(r.aiter_bytes())
-                raise wire.not_an_answer(r.status_code, r.headers, body, secret=call.secret)
-            text = TextStream()
-            chunks = r.aiter_bytes()
-            async for raw in chunks:
-                if piece := text.feed(raw):
+            answer = _Answer(call, r.status_code, r.headers)
+            async for raw in r.aiter_bytes():
+                if piece := answer.feed(raw):
                     yield piece
-                elif text.html is not None:
-                    page = text.html + await _aread_some(chunks)
-                    raise wire.not_an_answer(r.status_code, r.headers, page, secret=call.secret)
-            if piece := text.finish():
+                if answer.enough:
+                    break
+            if piece := answer.finish():
                 yield piece
     except httpx.RequestError as exc:
+        text = answer.text if answer else None
         raise call.fail(exc, text, call.stall or client.timeout.read) from exc
-
-
-def _read_some(chunks: Iterator[bytes]) -> bytes:
-    parts, size = [], 0
-    for raw in chunks:
-        parts.append(raw)
-        size += len(raw)
-        if size >= ERROR_BODY_LIMIT:
-            break
-    return b"".join(parts)
-
-
-async def _aread_some(chunks: AsyncIterator[bytes]) -> bytes:
-    parts, size = [], 0
-    async for raw in chunks:
-        parts.append(raw)
-        size += len(raw)
-        if size >= ERROR_BODY_LIMIT:
-            break
-    return b"".join(parts)

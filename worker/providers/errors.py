@@ -5,18 +5,19 @@
     └── UpstreamError
         ├── UpstreamRefused     4xx: the upstream said no; retrying cannot help
         ├── RateLimited         429, carrying Retry-After
-        ├── UpstreamUnavailable 5xx, refused connections, connect timeouts
+        ├── UpstreamUnavailable 5xx, 408, 409, refused connections, connect timeouts
         ├── NotAnAnswer         a 2xx whose body is an HTML page (an anti-bot wall)
         └── StreamInterrupted   the body stopped before its end, carrying what had arrived
             └── StreamStalled   no byte within the stall timeout
 
 Every ``UpstreamError`` has a stable ``code`` (stored with failed jobs) and says whether
-a later attempt can succeed (``retryable``).
+a later attempt can succeed (``retryable``); one raised for an HTTP error answer keeps the
+upstream's error body as JSON (``body``, the key masked), for OpenAI-shaped error lines.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 
 class ProviderError(Exception):
@@ -41,10 +42,11 @@ class UpstreamError(ProviderError):
     code = "upstream_error"
     retryable: ClassVar[bool] = False
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(self, message: str, *, status_code: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.message = message
         self.status_code = status_code
+        self.body: dict[str, Any] | None = body
 
 
 class UpstreamRefused(UpstreamError):
@@ -59,8 +61,15 @@ class RateLimited(UpstreamError):
     code = "rate_limited"
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None, status_code: int = 429) -> None:
-        super().__init__(message, status_code=status_code)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None,
+        status_code: int = 429,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, status_code=status_code, body=body)
         self.retry_after = retry_after
 
 

@@ -8,8 +8,10 @@ streams (measured: 34 streams/s), while total connections are unbounded so hundr
 streams run at once. The read timeout applies to every socket read, so it is the longest
 silence allowed between two chunks: the stall timeout.
 
-Workers build their own client with ``make_async_client()`` at process start and close it
-at shutdown; ``shared_client()`` / ``shared_async_client()`` serve callers that pass none.
+Every builder takes its settings as arguments: workers build their clients from the
+settings their runtime holds (``ClientShards.for_settings``) at process start and close them
+at shutdown; ``shared_client()`` / ``shared_async_client()`` serve the seed's callers, which
+pass none, and read the process's settings there, at that edge.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from models.settings import get_settings
+from models.settings import Settings, get_settings
 
 _lock = threading.Lock()
 _sync_client: httpx.Client | None = None
@@ -34,24 +36,14 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.Async
 _inherited: list[object] = []
 
 
-def limits(keepalive: int | None = None) -> httpx.Limits:
+def limits(keepalive: int) -> httpx.Limits:
     """Unbounded connections and a small keep-alive pool (``AIVBATCH_HTTP_KEEPALIVE``)."""
-    return httpx.Limits(
-        max_connections=None,
-        max_keepalive_connections=keepalive or get_settings().http_keepalive,
-    )
+    return httpx.Limits(max_connections=None, max_keepalive_connections=keepalive)
 
 
-def timeout(*, connect: float | None = None, stall: float | None = None) -> httpx.Timeout:
+def timeout(*, connect: float, stall: float) -> httpx.Timeout:
     """Connect timeout, and read/write timeouts equal to the stall timeout; no pool wait."""
-    settings = get_settings()
-    stall = settings.stall_timeout if stall is None else stall
-    return httpx.Timeout(
-        connect=settings.connect_timeout if connect is None else connect,
-        read=stall,
-        write=stall,
-        pool=None,
-    )
+    return httpx.Timeout(connect=connect, read=stall, write=stall, pool=None)
 
 
 def with_overrides(
@@ -67,32 +59,20 @@ def with_overrides(
     )
 
 
-def make_client(
-    *,
-    connect_timeout: float | None = None,
-    stall_timeout: float | None = None,
-    keepalive: int | None = None,
-    **client_kwargs: Any,
-) -> httpx.Client:
+def make_client(settings: Settings, **client_kwargs: Any) -> httpx.Client:
     """A new synchronous client with the upstream limits and timeouts (build once, close)."""
     return httpx.Client(
-        limits=limits(keepalive),
-        timeout=timeout(connect=connect_timeout, stall=stall_timeout),
+        limits=limits(settings.http_keepalive),
+        timeout=timeout(connect=settings.connect_timeout, stall=settings.stall_timeout),
         **client_kwargs,
     )
 
 
-def make_async_client(
-    *,
-    connect_timeout: float | None = None,
-    stall_timeout: float | None = None,
-    keepalive: int | None = None,
-    **client_kwargs: Any,
-) -> httpx.AsyncClient:
+def make_async_client(settings: Settings, **client_kwargs: Any) -> httpx.AsyncClient:
     """A new AsyncClient for one worker process (build once at start, ``aclose`` at shutdown)."""
     return httpx.AsyncClient(
-        limits=limits(keepalive),
-        timeout=timeout(connect=connect_timeout, stall=stall_timeout),
+        limits=limits(settings.http_keepalive),
+        timeout=timeout(connect=settings.connect_timeout, stall=settings.stall_timeout),
         **client_kwargs,
     )
 
@@ -109,10 +89,10 @@ class ClientShards:
         self.clients = clients
 
     @classmethod
-    def for_streams(cls, streams: int, per_client: int) -> ClientShards:
-        """Enough clients for ``streams`` at ``per_client`` each (at least one)."""
-        count = max(1, -(-streams // per_client))
-        return cls([make_async_client() for _ in range(count)])
+    def for_settings(cls, settings: Settings, **client_kwargs: Any) -> ClientShards:
+        """Enough clients for ``worker_streams`` at ``streams_per_client`` each (at least one)."""
+        count = max(1, -(-settings.worker_streams // settings.streams_per_client))
+        return cls([make_async_client(settings, **client_kwargs) for _ in range(count)])
 
     def pick(self, key: int) -> httpx.AsyncClient:
         """The client for ``key`` (a job id)."""
@@ -129,7 +109,7 @@ def shared_client() -> httpx.Client:
     global _sync_client
     with _lock:
         if _sync_client is None or _sync_client.is_closed:
-            _sync_client = make_client()
+            _sync_client = make_client(get_settings())
         return _sync_client
 
 
@@ -139,7 +119,7 @@ def shared_async_client() -> httpx.AsyncClient:
     with _lock:
         client = _async_clients.get(loop)
         if client is None or client.is_closed:
-            client = _async_clients[loop] = make_async_client()
+            client = _async_clients[loop] = make_async_client(get_settings())
         return client
 
 

@@ -1,8 +1,8 @@
-"""The Aivvm wire protocol's edges: naming what went wrong, in the upstream's own words.
+"""An HTTP upstream's edges: naming what went wrong, in the upstream's own words.
 
 Pure functions over status codes, headers, bytes and httpx exceptions, shared by the sync
-and async paths. Every message built here passes through ``redact``: the API key is sent
-in the body and an upstream may echo it back in an error.
+and async paths and by both protocols. Every message built here passes through ``redact``:
+the API key is sent to the upstream and an upstream may echo it back in an error.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
@@ -18,10 +19,13 @@ from worker.providers.decoding import TextStream, html_verdict
 from worker.providers.errors import (
     NotAnAnswer,
     RateLimited,
+    StreamInterrupted,
+    StreamStalled,
     UpstreamError,
     UpstreamRefused,
     UpstreamUnavailable,
 )
+from worker.providers.masking import redact, redact_json
 
 _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _HIDDEN = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
@@ -29,9 +33,8 @@ _TAGS = re.compile(r"<[^>]*>")
 MESSAGE_LIMIT = 500
 
 
-def redact(text: str, secret: str) -> str:
-    """``text`` with every occurrence of ``secret`` masked."""
-    return text.replace(secret, "***") if secret else text
+# Answers that can succeed when asked again: a timeout, a conflict, a rate limit, a fault.
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
 
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -95,17 +98,40 @@ def _clip(text: str) -> str:
     return " ".join(text.split())[:MESSAGE_LIMIT]
 
 
+def retry_after(headers: httpx.Headers) -> float | None:
+    """How long the upstream asks to wait: ``retry-after-ms`` (OpenAI's), else Retry-After."""
+    milliseconds = retry_after_seconds(headers.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000
+    return retry_after_seconds(headers.get("retry-after"))
+
+
+def error_body(body: bytes, words: str, status: int, secret: str = "") -> dict[str, Any]:
+    """The upstream's error body as JSON (masked), or an OpenAI-shaped one made of its words."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        masked: dict[str, Any] = redact_json(data, secret)
+        return masked
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": words, "type": kind, "param": None, "code": None}}
+
+
 def error_for_status(
     status: int, headers: httpx.Headers, body: bytes, *, secret: str = ""
 ) -> UpstreamError:
-    """The error a non-2xx answer stands for: 429 rate limit, 5xx unavailable, else refused."""
+    """The error a non-2xx answer stands for: 429 rate limit; 5xx, 408, 409 unavailable for
+    now; any other refused."""
     words = upstream_message(body, headers.get("content-type", ""), secret)
     message = redact(f"{status}: {words}", secret)
+    data = error_body(body, words, status, secret)
     if status == 429:
-        return RateLimited(message, retry_after=retry_after_seconds(headers.get("retry-after")))
-    if status >= 500:
-        return UpstreamUnavailable(message, status_code=status)
-    return UpstreamRefused(message, status_code=status)
+        return RateLimited(message, retry_after=retry_after(headers), body=data)
+    if status >= 500 or status in RETRYABLE_STATUSES:
+        return UpstreamUnavailable(message, status_code=status, body=data)
+    return UpstreamRefused(message, status_code=status, body=data)
 
 
 def not_an_answer(
@@ -127,12 +153,24 @@ def transport_error(
     origin: str,
 ) -> UpstreamError:
     """The error a transport failure stands for, before (``stream`` None) or inside the body."""
+    return transport_failure(
+        exc, None if stream is None else stream.text, stall=stall, origin=origin
+    )
+
+
+def transport_failure(
+    exc: httpx.RequestError, partial: str | None, *, stall: float | None, origin: str
+) -> UpstreamError:
+    """The error a transport failure stands for, before the body (``partial`` None) or inside
+    it, having received ``partial``."""
     if isinstance(exc, httpx.ReadTimeout):
-        return (stream or TextStream()).stalled(stall)
+        return StreamStalled(
+            f"no data from the upstream for {stall} s", partial_text=partial or "", status_code=200
+        )
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if stream is None or isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
+    if partial is None or isinstance(exc, httpx.ConnectError | httpx.TimeoutException):
         return UpstreamUnavailable(f"could not reach {origin} ({detail})")
-    return stream.interrupted(detail)
+    return StreamInterrupted(f"the stream broke off: {detail}", partial_text=partial)
 
 
 def origin_of(url: httpx.URL) -> str:
