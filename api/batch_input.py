@@ -18,6 +18,7 @@ from typing import Any
 from api.errors import BadRequests, LineProblem
 from models.batches import NewJob, messages_json
 from models.requests import Defaults, InvalidRequest, request_from
+from models.routing import Routing
 
 # Called with each good request and its messages as JSON text.
 Sink = Callable[[NewJob, str], None]
@@ -47,8 +48,11 @@ class Intake:
         label: str,
         sink: Sink | None = None,
         batch_system_message: str | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.defaults = defaults
+        # With a routing table, a request no upstream can serve is a bad line too.
+        self.routing = routing
         self.limits = limits
         self.label = label
         self.sink = sink
@@ -76,9 +80,9 @@ class Intake:
         """Check the request numbered ``n``; hand it on if it and all before it are good."""
         self._counted()
         try:
-            job = request_from(obj, self.defaults)
+            job = request_from(obj, self.defaults, self.routing)
         except InvalidRequest as exc:
-            self.problems.append(LineProblem(n, str(exc)))
+            self.problems.append(LineProblem(n, str(exc), exc.kind))
             return
         first = self.first_use.setdefault(job.custom_id, n)
         if first != n:
@@ -86,7 +90,7 @@ class Intake:
             self.problems.append(LineProblem(n, message, "duplicate"))
             return
         text = messages_json(job.messages)
-        size = utf8_size(text)
+        size = utf8_size(text) + (utf8_size(messages_json(job.params)) if job.params else 0)
         size += utf8_size(job.system_message) if job.system_message else self.inherited_bytes
         if size > self.limits.max_request_bytes:
             self.problems.append(_too_large(n, f"the request is {size} bytes", self.limits))

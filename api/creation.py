@@ -25,8 +25,9 @@ from api.services import Services
 from api.views import present
 from models import files
 from models.batches import BatchSpec, BatchWriter, parse_window
+from models.endpoints import CHAT, ENDPOINTS
 from models.errors import InvalidInput
-from models.requests import OPENAI_URL, Defaults, InvalidRequest, defaults_from, require_text
+from models.requests import Defaults, InvalidRequest, defaults_from, require_text
 from models.tables import Batch
 from models.types import utcnow
 
@@ -92,9 +93,9 @@ def spec_of(outline: Outline, services: Services, tenant: str) -> tuple[BatchSpe
     if outline.has_requests and outline.requests_kind != "array":
         raise ApiError(f"requests must be a list, not {outline.requests_kind}", param="requests")
     endpoint = _optional_str(fields, "endpoint")
-    endpoint = OPENAI_URL if endpoint is None else endpoint
-    if endpoint != OPENAI_URL:
-        raise ApiError(f"endpoint: only {OPENAI_URL} (chat) is supported", param="endpoint")
+    endpoint = CHAT if endpoint is None else endpoint
+    if endpoint not in ENDPOINTS:
+        raise ApiError(f"endpoint: must be one of {', '.join(ENDPOINTS)}", param="endpoint")
     window = _optional_str(fields, "completion_window")
     window = window or services.settings.default_completion_window
     try:
@@ -112,7 +113,7 @@ def spec_of(outline: Outline, services: Services, tenant: str) -> tuple[BatchSpe
         system_message=defaults.system_message,
     )
     # Jobs that set no system message of their own take the batch's, stored once.
-    return spec, Defaults(model=defaults.model, temperature=defaults.temperature)
+    return spec, Defaults(model=defaults.model, temperature=defaults.temperature, endpoint=endpoint)
 
 
 def create_batch(services: Services, tenant: str, body: IO[bytes]) -> BatchObject:
@@ -127,7 +128,13 @@ def create_batch(services: Services, tenant: str, body: IO[bytes]) -> BatchObjec
         if outline.count > limits.max_requests:
             raise BadRequests.too_many(outline.count, limits.max_requests)
     label = "request" if outline.has_requests else "line"
-    intake = Intake(defaults, limits, label=label, batch_system_message=spec.system_message)
+    intake = Intake(
+        defaults,
+        limits,
+        label=label,
+        batch_system_message=spec.system_message,
+        routing=services.routing,
+    )
     try:
         with services.db.write() as session:
             if outline.has_requests:

@@ -121,7 +121,7 @@ class LineProblem:
 
     line: int
     message: str
-    kind: str = "invalid"  # invalid | too_large | duplicate
+    kind: str = "invalid"  # invalid | unsupported | too_large | duplicate
 
 
 class BadRequests(ApiError):
@@ -131,6 +131,7 @@ class BadRequests(ApiError):
     _BY_KIND = {
         "too_large": (413, "request_too_large"),
         "invalid": (400, "invalid_jsonl"),
+        "unsupported": (400, "unsupported_request"),
         "duplicate": (422, "duplicate_custom_id"),
         "too_many": (422, "too_many_requests_in_batch"),
     }

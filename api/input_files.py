@@ -17,7 +17,6 @@ from api.services import Services
 from api.views import INPUT_FILE_PREFIX, file_object, jsonl
 from models import batches, results
 from models.errors import NotFound
-from models.requests import OPENAI_URL
 from models.states import JobStatus
 from models.tables import Batch, Job
 
@@ -62,10 +61,13 @@ def find(services: Services, file_id: str, tenant: str) -> InputFile | None:
 
 def request_line(job: Job, batch: Batch) -> dict[str, Any]:
     """One request as an OpenAI batch line."""
-    body: dict[str, Any] = {"model": job.model, "messages": job.messages}
+    body: dict[str, Any] = {"model": job.model}
+    if job.messages:
+        body["messages"] = job.messages
+    body.update(job.params or {})
     if job.temperature is not None:
         body["temperature"] = job.temperature
     system_message = job.system_message if job.system_message is not None else batch.system_message
     if system_message is not None:
         body["system_message"] = system_message
-    return {"custom_id": job.custom_id, "method": "POST", "url": OPENAI_URL, "body": body}
+    return {"custom_id": job.custom_id, "method": "POST", "url": batch.endpoint, "body": body}

@@ -71,9 +71,21 @@ def _suffix(job: Job) -> str:
 
 
 def output_line(job: Job) -> dict[str, Any]:
-    """The output-file line of a succeeded request: a chat.completion."""
+    """The output-file line of a succeeded request: the answer its upstream produced (a
+    ``chat.completion``, an embedding list, a ``response``…), or for an Aivvm answer a
+    ``chat.completion`` made of its text."""
+    body = job.response if isinstance(job.response, dict) else _aivvm_completion(job)
+    return {
+        "id": f"batch_req_{_suffix(job)}",
+        "custom_id": job.custom_id,
+        "response": {"status_code": 200, "request_id": f"req_{_suffix(job)}", "body": body},
+        "error": None,
+    }
+
+
+def _aivvm_completion(job: Job) -> dict[str, Any]:
     content = job.output or ""
-    body = {
+    return {
         "id": f"chatcmpl-{_suffix(job)}",
         "object": "chat.completion",
         "created": unix(job.finished_at),
@@ -93,16 +105,23 @@ def output_line(job: Job) -> dict[str, Any]:
             "total_tokens": job.chars_in + job.chars_out,
         },
     }
-    return {
-        "id": f"batch_req_{_suffix(job)}",
-        "custom_id": job.custom_id,
-        "response": {"status_code": 200, "request_id": f"req_{_suffix(job)}", "body": body},
-        "error": None,
-    }
 
 
 def error_line(job: Job) -> dict[str, Any]:
-    """The error-file line of a request that did not succeed."""
+    """The error-file line of a request that did not succeed: the upstream's HTTP error
+    (status and body, as OpenAI writes them) when it answered one, else our error."""
+    status = job.upstream_status
+    if status is not None and status >= 400 and isinstance(job.response, dict):
+        return {
+            "id": f"batch_req_{_suffix(job)}",
+            "custom_id": job.custom_id,
+            "response": {
+                "status_code": status,
+                "request_id": f"req_{_suffix(job)}",
+                "body": job.response,
+            },
+            "error": None,
+        }
     return {
         "id": f"batch_req_{_suffix(job)}",
         "custom_id": job.custom_id,

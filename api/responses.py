@@ -6,7 +6,7 @@ for each status they can answer (api/openapi.py).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -113,6 +113,19 @@ class Timings(Answer):
     duration_ms: float | None
 
 
+class AttemptEntry(BaseModel):
+    """One attempt: the upstream that served it and the state it left the job in."""
+
+    model_config = ConfigDict(extra="allow")
+
+    attempt: int
+    upstream: str | None
+    status: str
+    code: str | None = None
+    status_code: int | None = None
+    finish_reason: str | None = None
+
+
 class JobObject(Answer):
     """One request of a batch: where it stands, its output or error, usage and timings."""
 
@@ -123,7 +136,12 @@ class JobObject(Answer):
     output: str | None
     error: JobError | None
     upstream_status: int | None
+    upstream: str | None = Field(description="The upstream of the latest attempt.")
+    response: dict[str, Any] | None = Field(
+        description="What that upstream answered, in its own shape (null for Aivvm text)."
+    )
     attempts: int
+    attempt_log: list[AttemptEntry] = Field(description="Each attempt and its upstream.")
     usage: Usage
     timings: Timings
     created_at: int
@@ -131,17 +149,12 @@ class JobObject(Answer):
     finished_at: int | None
 
 
-class Message(Answer):
-    """One chat message of a request."""
-
-    role: str
-    content: str
-
-
 class JobDetail(JobObject):
-    """One request with what it asked: its messages, temperature and system message."""
+    """One request with what it asked: its messages (every shape OpenAI accepts), the body
+    fields passed through, temperature and system message."""
 
-    messages: list[Message]
+    messages: list[dict[str, Any]]
+    params: dict[str, Any]
     temperature: float | None
     system_message: str | None
 
@@ -175,6 +188,23 @@ class FileDeleted(Answer):
     id: str
     object: Literal["file"] = "file"
     deleted: bool
+
+
+class ModelObject(Answer):
+    """A model this service routes to an upstream (OpenAI's model object)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="When the routing table was loaded (unix seconds).")
+    owned_by: str = Field(description="The upstream that serves it.")
+
+
+class ModelList(Answer):
+    """The models served by name; those matched only by an upstream's glob pattern are
+    served but not listed."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelObject]
 
 
 class LineError(Answer):

@@ -38,24 +38,25 @@ CustomId = Annotated[
 ]
 ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL, pattern=_MODEL_PATTERN)]
 Temperature = Annotated[float, Field(ge=0, le=2)]
+Endpoint = Literal["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]
 
 
-class TextPart(BaseModel):
-    """A text part of a message's content (OpenAI's list form)."""
+class ContentPart(BaseModel):
+    """A part of a message's content (OpenAI's list form): text, an image by URL, audio..."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: Literal["text"]
-    text: str
+    type: str
 
 
 class ChatMessage(BaseModel):
-    """One chat message."""
+    """One chat message, in any shape OpenAI accepts (tool calls and results included); an
+    upstream of kind aivvm takes text only."""
 
     model_config = ConfigDict(extra="allow")
 
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
 
 
 class NativeRequest(BaseModel):
@@ -74,11 +75,13 @@ class NativeRequest(BaseModel):
 
 
 class ChatBody(BaseModel):
-    """The body of an OpenAI batch line (other fields are accepted and not used)."""
+    """The body of an OpenAI batch line: every other field passes through to the upstream
+    (``messages`` for chat; ``input`` for embeddings and responses; ``prompt`` for
+    completions)."""
 
     model_config = ConfigDict(extra="allow")
 
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
     model: ModelName | None = None
     temperature: Temperature | None = None
     system_message: Annotated[str, Field(pattern=_NO_NUL)] | None = None
@@ -96,7 +99,7 @@ class OpenAIRequest(BaseModel):
 
     custom_id: CustomId
     method: str = Field(default="POST", pattern=_POST, description="POST (in any case).")
-    url: Literal["/v1/chat/completions"] = "/v1/chat/completions"
+    url: Endpoint = "/v1/chat/completions"
     body: ChatBody
 
 
@@ -139,8 +142,10 @@ class CreateBatch(BaseModel):
     input_file_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = Field(
         default=None, description="An uploaded batch input file."
     )
-    endpoint: Literal["/v1/chat/completions"] | None = Field(
-        default=None, description="Only chat completions."
+    endpoint: Endpoint | None = Field(
+        default=None,
+        description="What every request calls (default chat completions); all but chat need"
+        " an upstream of kind openai.",
     )
     completion_window: str | None = Field(
         default=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -11,6 +12,7 @@ from api.outages import SQL, Outages
 from api.ratelimits import RateLimits
 from models.db import Database
 from models.rediskeys import RedisKeys
+from models.routing import Routing
 from models.settings import Settings
 
 # Each live event stream holds a connection while it waits on XREAD, so the pool is wide;
@@ -21,7 +23,8 @@ REDIS_WAIT_SECONDS = 10
 
 @dataclass
 class Services:
-    """The API's settings, SQL database, Redis client, key contract, limits and outages."""
+    """The API's settings, SQL database, Redis client, key contract, limits, outages and
+    routing table."""
 
     settings: Settings
     db: Database
@@ -29,10 +32,14 @@ class Services:
     keys: RedisKeys
     outages: Outages
     rates: RateLimits
+    routing: Routing
+    routing_loaded_at: int
 
     @classmethod
     def start(cls, settings: Settings, outages: Outages) -> Services:
-        """Build the clients (no connection is opened until first use)."""
+        """Build the clients (no connection is opened until first use); a bad routing file
+        raises ConfigError here, before the API serves anything."""
+        routing = Routing.from_settings(settings)
         pool = aioredis.BlockingConnectionPool.from_url(
             settings.redis_url,
             max_connections=REDIS_CONNECTIONS,
@@ -52,6 +59,8 @@ class Services:
             keys=keys,
             outages=outages,
             rates=RateLimits(settings, redis, keys, outages),
+            routing=routing,
+            routing_loaded_at=int(time.time()),
         )
 
     async def close(self) -> None:

@@ -39,7 +39,7 @@ def store_upload(
     settings = services.settings
     limits = Limits(settings.max_requests_per_batch, settings.max_request_bytes)
     # Checked now, so a bad file is refused at upload, naming its lines, not at batch time.
-    take_jsonl(Intake(Defaults(), limits, label="line"), pieces(content))
+    take_jsonl(Intake(Defaults(), limits, label="line", routing=services.routing), pieces(content))
     size = content.seek(0, os.SEEK_END)
     with services.db.write() as session:
         check_upload(session, settings, tenant, size)

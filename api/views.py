@@ -107,7 +107,10 @@ def _job_fields(job: Job) -> dict[str, Any]:
         "output": job.output,
         "error": error,
         "upstream_status": job.upstream_status,
+        "upstream": job.upstream,
+        "response": job.response,
         "attempts": job.attempt,
+        "attempt_log": attempt_log(job),
         "usage": Usage.of(job).openai(),
         "timings": Timings(first_chunk_ms=job.first_chunk_ms, duration_ms=job.duration_ms),
         "created_at": unix(job.created_at),
@@ -126,11 +129,31 @@ def job_detail(job: Job, batch: Batch) -> JobDetail:
     return JobDetail(
         **_job_fields(job),
         messages=job.messages,
+        params=job.params or {},
         temperature=job.temperature,
         system_message=job.system_message
         if job.system_message is not None
         else batch.system_message,
     )
+
+
+def attempt_log(job: Job) -> list[dict[str, Any]]:
+    """Every attempt with the upstream that served it; an attempt whose worker died before it
+    could record one is ``lost``, on the upstream the job was bound to then."""
+    recorded = {e["attempt"]: e for e in job.attempt_log or () if isinstance(e, dict)}
+    log: list[dict[str, Any]] = []
+    # Walking back: a lost attempt ran where the next recorded one did (nothing moved it).
+    upstream = job.upstream
+    for n in range(job.attempt, 0, -1):
+        entry = recorded.get(n)
+        if entry is None:
+            still_running = n == job.attempt and job.status == JobStatus.RUNNING
+            status = JobStatus.RUNNING if still_running else "lost"
+            entry = {"attempt": n, "upstream": upstream, "status": status}
+        else:
+            upstream = entry.get("upstream", upstream)
+        log.append(entry)
+    return log[::-1]
 
 
 def file_object(

@@ -44,6 +44,8 @@ _JOB_COLUMNS = (
     "messages",
     "temperature",
     "system_message",
+    "params",
+    "upstream",
     "chars_in",
 )
 
@@ -54,9 +56,15 @@ class NewJob:
 
     custom_id: str
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     temperature: float | None = None
     system_message: str | None = None
+    # Body fields passed through to the upstream as given (models/requests.py).
+    params: dict[str, Any] = field(default_factory=dict)
+    # The upstream the routing table chose; None leaves the choice to the worker.
+    upstream: str | None = None
+    # The request's text in characters (messages, input, prompt), when already counted.
+    chars_in: int | None = None
 
 
 @dataclass(slots=True)
@@ -135,7 +143,7 @@ class BatchWriter:
             "not_before": spec.now,
             "created_at": spec.now,
         }
-        self.rows = RowWriter(session, _jobs, _JOB_COLUMNS, shared, bound={"messages"})
+        self.rows = RowWriter(session, _jobs, _JOB_COLUMNS, shared, bound={"messages", "params"})
         self.inherited_chars = len(spec.system_message or "")
         self.pending: list[tuple[Any, ...]] = []
         self.pending_bytes = 0
@@ -143,8 +151,13 @@ class BatchWriter:
 
     def add(self, job: NewJob, messages_json: str) -> None:
         """Add the next job; ``messages_json`` is its messages as JSON text."""
-        chars_in = sum(len(m.get("content", "")) for m in job.messages)
-        chars_in += len(job.system_message) if job.system_message else self.inherited_chars
+        if job.chars_in is not None:
+            chars_in = job.chars_in
+        else:
+            chars_in = sum(len(str(m.get("content") or "")) for m in job.messages)
+            chars_in += len(job.system_message or "")
+        if not job.system_message:
+            chars_in += self.inherited_chars
         self.pending.append(
             (
                 job.custom_id,
@@ -153,6 +166,8 @@ class BatchWriter:
                 messages_json,
                 job.temperature,
                 job.system_message,
+                _MESSAGES_ENCODER.encode(job.params) if job.params else None,
+                job.upstream,
                 chars_in,
             )
         )
@@ -177,8 +192,8 @@ class BatchWriter:
 _MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def messages_json(messages: list[dict[str, str]]) -> str:
-    """Messages as the JSON text stored for them."""
+def messages_json(messages: list[dict[str, Any]] | dict[str, Any]) -> str:
+    """Messages (or passthrough fields) as the JSON text stored for them."""
     return _MESSAGES_ENCODER.encode(messages)
 
 

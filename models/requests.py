@@ -1,19 +1,28 @@
 """What makes one batch request valid, for the API and the command line alike.
 
-A request is an OpenAI batch line ``{custom_id, method, url, body: {model, messages, ...}}``
-or a native request ``{custom_id, messages, model?, temperature?, system_message?}``.
+A request is an OpenAI batch line ``{custom_id, method, url, body: {model, ...}}`` or a native
+request ``{custom_id, messages, model?, temperature?, system_message?, ...}`` (a chat
+request). Body fields pass through to the upstream as given, but ``stream`` and
+``stream_options``, which are the service's own. Messages may take every shape OpenAI
+accepts (content parts, images, ``tool`` messages, assistant ``tool_calls``, ``developer``).
+
+With a routing table (the API has one) a request is also checked against the upstream that
+will serve it: a model no upstream serves, an endpoint its protocol lacks, or a field it
+cannot carry is refused now, by line, rather than failing later, job by job.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from models.batches import NewJob
+from models.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, ENDPOINTS, KIND_ENDPOINTS, RESPONSES
+from models.routing import Route, Routing
+from models.upstreams import AIVVM_MODELS
 
-ROLES = ("system", "developer", "user", "assistant")
-OPENAI_URL = "/v1/chat/completions"
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 MAX_CUSTOM_ID = 512
 MAX_MODEL = 64
 DEFAULT_MODEL = "gpt-3.5-turbo"
@@ -24,6 +33,13 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # JSON may carry lone UTF-16 surrogates ("\ud800"): they are not text, and no database,
 # log or HTTP answer can encode them.
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# Body fields read into their own columns, and the ones the service sets itself.
+OWN_FIELDS = ("custom_id", "model", "messages", "temperature", "system_message")
+OURS = ("stream", "stream_options")
+# What each endpoint's body must hold besides the model.
+REQUIRED = {EMBEDDINGS: "input", RESPONSES: "input", COMPLETIONS: "prompt"}
+# The Aivvm protocol carries text messages and these two options, nothing else.
+AIVVM_ROLES = ("system", "developer", "user", "assistant")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,41 +49,67 @@ class Defaults:
     model: str = DEFAULT_MODEL
     temperature: float | None = None
     system_message: str | None = None
+    # The batch's endpoint; None while it is not known yet (a file being uploaded).
+    endpoint: str | None = None
 
 
 class InvalidRequest(ValueError):
     """One request's problem; the message names the field."""
 
+    kind = "invalid"
 
-def defaults_from(model: Any, temperature: Any, system_message: Any) -> Defaults:
+
+class UnsupportedRequest(InvalidRequest):
+    """A well-formed request that no upstream here can serve; the message says what can."""
+
+    kind = "unsupported"
+
+
+def defaults_from(
+    model: Any, temperature: Any, system_message: Any, endpoint: str | None = None
+) -> Defaults:
     """Batch-level defaults, held to the same rules as a request's own values."""
     return Defaults(
         model=_model(model, Defaults()),
         temperature=_temperature(temperature, Defaults()),
         system_message=_system_message(system_message, Defaults()),
+        endpoint=endpoint,
     )
 
 
-def request_from(obj: Any, defaults: Defaults) -> NewJob:
+def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -> NewJob:
     """One request, from an OpenAI batch line or a native request object."""
     if not isinstance(obj, dict):
         raise InvalidRequest("a request must be a JSON object")
     custom_id = _custom_id(obj.get("custom_id"))
     if "body" in obj:
-        body = _openai_body(obj)
+        endpoint, body = _openai_line(obj, defaults)
     elif "messages" in obj:
-        body = obj
+        endpoint, body = _native(obj, defaults)
     else:
         raise InvalidRequest(
             "neither a native request (with messages) nor an OpenAI batch line (with body)"
         )
-    return NewJob(
+    model = _model(body.get("model"), defaults)
+    messages: list[dict[str, Any]] = []
+    if endpoint == CHAT:
+        messages = _messages(body.get("messages"))
+    elif body.get(REQUIRED[endpoint]) in (None, "", []):
+        raise InvalidRequest(f"body.{REQUIRED[endpoint]} is required for {endpoint}")
+    params = {k: v for k, v in body.items() if k not in OWN_FIELDS and k not in OURS}
+    _all_text(params, "body")
+    job = NewJob(
         custom_id=custom_id,
-        model=_model(body.get("model"), defaults),
-        messages=_messages(body.get("messages")),
+        model=model,
+        messages=messages,
         temperature=_temperature(body.get("temperature"), defaults),
         system_message=_system_message(body.get("system_message"), defaults),
+        params=params,
     )
+    job = replace(job, chars_in=input_characters(job))
+    if routing is not None:
+        job = _routed(job, endpoint, routing)
+    return job
 
 
 def require_text(value: str, field: str) -> str:
@@ -84,6 +126,19 @@ def _sql_text(value: str, field: str) -> str:
     return require_text(value, field)
 
 
+def _all_text(value: Any, field: str) -> None:
+    """Every string in a JSON value is text (kept as JSON, NUL characters are fine)."""
+    if isinstance(value, str):
+        require_text(value, field)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _all_text(item, f"{field}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            require_text(str(key), field)
+            _all_text(item, f"{field}.{key}")
+
+
 def _custom_id(custom_id: Any) -> str:
     if not isinstance(custom_id, str) or not custom_id.strip():
         raise InvalidRequest("custom_id must be a non-empty string")
@@ -96,18 +151,32 @@ def _custom_id(custom_id: Any) -> str:
     return require_text(custom_id, "custom_id")
 
 
-def _openai_body(obj: dict[str, Any]) -> dict[str, Any]:
+def _openai_line(obj: dict[str, Any], defaults: Defaults) -> tuple[str, dict[str, Any]]:
     method = obj.get("method", "POST")
     if not isinstance(method, str) or method.upper() != "POST":
         raise InvalidRequest(f"method must be POST, not {method!r}")
-    if obj.get("url", OPENAI_URL) != OPENAI_URL:
-        raise InvalidRequest(f"url must be {OPENAI_URL}, not {obj.get('url')!r}")
+    url = obj.get("url", defaults.endpoint or CHAT)
+    if url not in ENDPOINTS:
+        raise InvalidRequest(f"url must be one of {', '.join(ENDPOINTS)}, not {url!r}")
+    if defaults.endpoint is not None and url != defaults.endpoint:
+        raise InvalidRequest(f"url is {url!r}, but the batch's endpoint is {defaults.endpoint!r}")
     body = obj["body"]
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
     if body.get("stream"):
         raise InvalidRequest("body.stream is not supported in a batch")
-    return body
+    return url, body
+
+
+def _native(obj: dict[str, Any], defaults: Defaults) -> tuple[str, dict[str, Any]]:
+    if defaults.endpoint not in (None, CHAT):
+        raise InvalidRequest(
+            f"a native request (with messages) is a chat request, but the batch's endpoint is"
+            f" {defaults.endpoint!r}: use OpenAI batch lines with url and body"
+        )
+    if obj.get("stream"):
+        raise InvalidRequest("stream is not supported in a batch")
+    return CHAT, obj
 
 
 def _model(model: Any, defaults: Defaults) -> str:
@@ -118,30 +187,34 @@ def _model(model: Any, defaults: Defaults) -> str:
     return _sql_text(model, "model")
 
 
-def _messages(messages: Any) -> list[dict[str, str]]:
+def _messages(messages: Any) -> list[dict[str, Any]]:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list")
-    out: list[dict[str, str]] = []
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{i}] must be an object with role and content")
         role = message.get("role")
         if role not in ROLES:
             raise InvalidRequest(f"messages[{i}].role must be one of {', '.join(ROLES)}")
-        out.append({"role": str(role), "content": _content(message.get("content"), i)})
-    return out
+        content = message.get("content")
+        if content is None:
+            if role != "assistant":
+                raise InvalidRequest(f"messages[{i}].content is required for role {role}")
+        elif not _content_ok(content):
+            raise InvalidRequest(
+                f"messages[{i}].content must be a string or a list of content parts"
+                " (objects with a type)"
+            )
+        _all_text(message, f"messages[{i}]")
+    return messages
 
 
-def _content(content: Any, i: int) -> str:
-    """A message's text; OpenAI's list of text parts is joined into one string."""
+def _content_ok(content: Any) -> bool:
     if isinstance(content, str):
-        return require_text(content, f"messages[{i}].content")
-    if isinstance(content, list) and all(
-        isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-        for p in content
-    ):
-        return require_text("".join(p["text"] for p in content), f"messages[{i}].content")
-    raise InvalidRequest(f"messages[{i}].content must be a string (or a list of text parts)")
+        return True
+    return isinstance(content, list) and all(
+        isinstance(p, dict) and isinstance(p.get("type"), str) for p in content
+    )
 
 
 def _temperature(value: Any, defaults: Defaults) -> float | None:
@@ -158,3 +231,77 @@ def _system_message(value: Any, defaults: Defaults) -> str | None:
     if not isinstance(value, str):
         raise InvalidRequest("system_message must be a string")
     return _sql_text(value, "system_message")
+
+
+def _routed(job: NewJob, endpoint: str, routing: Routing) -> NewJob:
+    """The job bound to the upstream that will serve it, or the refusal saying why none can."""
+    route = routing.route(job.model)
+    if route is None:
+        raise UnsupportedRequest(
+            f"model {job.model!r} is not served here; models served: {routing.served_text()}"
+        )
+    upstream = route.upstream
+    supported = KIND_ENDPOINTS.get(upstream.kind, ())
+    if endpoint not in supported:
+        raise UnsupportedRequest(
+            f"model {job.model!r} is served by upstream {upstream.name!r} (kind {upstream.kind}),"
+            f" which supports only {', '.join(supported)}, not {endpoint}"
+        )
+    if upstream.kind == "aivvm":
+        return replace(job, upstream=upstream.name, messages=_aivvm_messages(job, route))
+    return replace(job, upstream=upstream.name)
+
+
+def _aivvm_messages(job: NewJob, route: Route) -> list[dict[str, Any]]:
+    """Text messages for the Aivvm protocol (text parts joined), or the refusal naming why."""
+    name = route.upstream.name
+    what = f"model {job.model!r} is served by upstream {name!r} (kind aivvm), which takes"
+    if route.model not in AIVVM_MODELS:
+        raise UnsupportedRequest(f"{what} only the models {', '.join(AIVVM_MODELS)}")
+    if job.params:
+        raise UnsupportedRequest(
+            f"{what} only messages, temperature and system_message, not"
+            f" {', '.join(sorted(job.params))}; route the model to an upstream of kind openai"
+            " to pass those through"
+        )
+    out: list[dict[str, Any]] = []
+    for i, message in enumerate(job.messages):
+        role, content = message.get("role"), message.get("content")
+        extra = sorted(set(message) - {"role", "content"})
+        if role not in AIVVM_ROLES or extra:
+            found = f"role {role}" if role not in AIVVM_ROLES else ", ".join(extra)
+            raise UnsupportedRequest(
+                f"messages[{i}]: {what} only text messages of the roles"
+                f" {', '.join(AIVVM_ROLES)}, not {found}"
+            )
+        if isinstance(content, list):
+            kinds = sorted({str(p.get("type")) for p in content if p.get("type") != "text"})
+            if kinds:
+                raise UnsupportedRequest(
+                    f"messages[{i}].content: {what} text only, not {', '.join(kinds)} parts"
+                )
+            content = "".join(str(p.get("text", "")) for p in content)
+        if not isinstance(content, str):
+            raise UnsupportedRequest(f"messages[{i}].content: {what} text only")
+        out.append({"role": role, "content": content})
+    return out
+
+
+def input_characters(job: NewJob) -> int:
+    """The request's text in characters: message text, system message, input or prompt."""
+    total = len(job.system_message or "")
+    for message in job.messages:
+        total += _text_length(message.get("content"))
+    for key in ("input", "prompt", "instructions"):
+        total += _text_length(job.params.get(key))
+    return total
+
+
+def _text_length(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return _text_length(value.get("text")) + _text_length(value.get("content"))
+    if isinstance(value, list):
+        return sum(_text_length(v) for v in value)
+    return 0

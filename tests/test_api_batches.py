@@ -167,7 +167,7 @@ def test_unknown_custom_id_is_404(api: httpx.Client) -> None:
         ({}, "requests", "either requests"),
         ({"requests": [_request("a")], "input_file_id": "file-x"}, "requests", "either"),
         ({"requests": [_request("a")], "completion_window": "soon"}, None, "completion_window"),
-        ({"requests": [_request("a")], "endpoint": "/v1/embeddings"}, "endpoint", "chat"),
+        ({"requests": [_request("a")], "endpoint": "/v1/images"}, "endpoint", "chat"),
         ({"requests": [_request("a")], "temperature": 3}, "temperature", "2"),
         (
             {"requests": [_request("a")], "metadata": {str(i): "v" for i in range(17)}},

@@ -137,7 +137,7 @@ def test_malformed_jsonl_names_every_bad_line(api: httpx.Client) -> None:
             json.dumps(
                 {"custom_id": "c", "method": "GET", "url": "/v1/chat/completions", "body": {}}
             ),
-            json.dumps({"custom_id": "d", "url": "/v1/embeddings", "body": {"messages": []}}),
+            json.dumps({"custom_id": "d", "url": "/v1/images", "body": {"messages": []}}),
             json.dumps([1, 2]),
         ]
     ).encode()
@@ -148,7 +148,7 @@ def test_malformed_jsonl_names_every_bad_line(api: httpx.Client) -> None:
     assert [line["line"] for line in error["lines"]] == [2, 4, 5, 6]
     assert "not valid JSON" in error["lines"][0]["message"]
     assert "method must be POST" in error["lines"][1]["message"]
-    assert "url must be /v1/chat/completions" in error["lines"][2]["message"]
+    assert "url must be one of /v1/chat/completions" in error["lines"][2]["message"]
     assert error["message"].startswith("line 2: not valid JSON")
 
 

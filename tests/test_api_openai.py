@@ -40,8 +40,17 @@ def test_files_create_batches_create_retrieve_content_parse(
     running: Running, database: Database, client: openai.OpenAI
 ) -> None:
     lines = [_line(f"req-{i}", f"Привет! Как дела? #{i}") for i in range(8)]
-    lines.append(_line("no-such-model", "hi", model="gpt-5"))
     lines.append(_line("refused", marker(fault="403")))
+    # A model no upstream serves is refused at upload, not accepted to fail line by line.
+    with pytest.raises(openai.BadRequestError) as caught:
+        unserved = [*lines, _line("no-such-model", "hi", model="gpt-5")]
+        client.files.create(
+            file=("x.jsonl", io.BytesIO("\n".join(unserved).encode())), purpose="batch"
+        )
+    assert caught.value.code == "unsupported_request"
+    assert "line 10: model 'gpt-5' is not served here; models served: gpt-3.5-turbo" in (
+        caught.value.message
+    )
     upload = client.files.create(
         file=("input.jsonl", io.BytesIO("\n".join(lines).encode())), purpose="batch"
     )
@@ -55,7 +64,7 @@ def test_files_create_batches_create_retrieve_content_parse(
         metadata={"run": "sdk"},
     )
     assert batch.status == "in_progress" and batch.request_counts is not None
-    assert batch.request_counts.total == 10
+    assert batch.request_counts.total == 9
     batch = wait_until(
         lambda: (b := client.batches.retrieve(batch.id)).status in ENDED and b,
         timeout=60,
@@ -68,7 +77,7 @@ def test_files_create_batches_create_retrieve_content_parse(
     assert batch.usage is not None and batch.usage.total_tokens is not None
     raw = client.batches.with_raw_response.retrieve(batch.id).http_response.json()
     openai.types.Batch.model_validate(raw, strict=True)
-    assert (batch.request_counts.completed, batch.request_counts.failed) == (8, 2)
+    assert (batch.request_counts.completed, batch.request_counts.failed) == (8, 1)
     assert batch.output_file_id and batch.error_file_id
 
     stored = {job.custom_id: job for job in jobs_of(database, batch.id)}
@@ -82,12 +91,11 @@ def test_files_create_batches_create_retrieve_content_parse(
         assert completion.choices[0].finish_reason == "stop" and completion.model == "gpt-3.5-turbo"
     assert client.files.retrieve(batch.output_file_id).bytes == len(output.encode())
 
+    # The upstream's refusal is written as OpenAI writes one: its status and its error body.
     errors = [json.loads(x) for x in client.files.content(batch.error_file_id).text.splitlines()]
-    assert {e["custom_id"]: e["error"]["code"] for e in errors} == {
-        "no-such-model": "unsupported_model",
-        "refused": "upstream_refused",
-    }
-    assert all(e["response"] is None for e in errors)
+    assert [e["custom_id"] for e in errors] == ["refused"]
+    assert errors[0]["error"] is None and errors[0]["response"]["status_code"] == 403
+    assert errors[0]["response"]["body"]["error"]["message"] == "Just a moment..."
 
     listed = client.batches.list(limit=5)
     assert [b.id for b in listed.data] == [batch.id]
