@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from worker.providers.errors import StreamInterrupted, UpstreamError
 from worker.providers.interface import Final, Item, TextDelta, ToolCallDelta
 
 MASK = "***"
@@ -30,6 +31,17 @@ def redact_json(value: Any, secret: str) -> Any:
     if isinstance(value, dict):
         return {redact(k, secret): redact_json(v, secret) for k, v in value.items()}
     return value
+
+
+def mask_error(exc: UpstreamError, secret: str) -> UpstreamError:
+    """The error with the secret masked in its message, its body and the text it carries."""
+    if secret:
+        exc.message = redact(exc.message, secret)
+        exc.args = (exc.message,)
+        exc.body = redact_json(exc.body, secret)
+        if isinstance(exc, StreamInterrupted):
+            exc.partial_text = redact(exc.partial_text, secret)
+    return exc
 
 
 class Redactor:

@@ -30,9 +30,9 @@ from worker.providers.assembly import (
     stream_error,
     usage_tokens,
 )
-from worker.providers.errors import NotAnAnswer, StreamInterrupted
+from worker.providers.errors import NotAnAnswer, StreamInterrupted, UpstreamError
 from worker.providers.interface import Final, Item, Provider, Request, TextDelta
-from worker.providers.masking import DeltaMasker
+from worker.providers.masking import DeltaMasker, mask_error
 
 # Enough of an error body for its message; a huge or endless one is not read to the end.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -107,7 +107,11 @@ class OpenAIProvider(Provider):
         except httpx.RequestError as exc:
             partial = assembler.partial_text() if started and assembler else None
             stall = client.timeout.read
-            raise wire.transport_failure(exc, partial, stall=stall, origin=self.origin) from exc
+            error = wire.transport_failure(exc, partial, stall=stall, origin=self.origin)
+            raise mask_error(error, self._secret) from exc
+        except UpstreamError as exc:
+            # The upstream's own words (an error event, say) may hold the key it was sent.
+            raise mask_error(exc, self._secret) from None
 
     async def _check(self, response: httpx.Response) -> None:
         """Raise the error a response stands for before its body is read as an answer."""
