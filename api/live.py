@@ -24,11 +24,15 @@ from models import batches, results
 from models.rediskeys import (
     EV_BATCH,
     EV_CHUNK,
+    EV_DELTA,
     EV_DONE,
     EV_JOB,
     EV_RETRY,
+    EV_TOOL_CALL,
     F_ATTEMPT,
+    F_CHOICE,
     F_EVENT,
+    F_INDEX,
     F_OFFSET,
     F_TEXT,
     F_TS,
@@ -216,6 +220,9 @@ def _final_from_sql(job: Job) -> tuple[str, dict[str, Any]]:
 def _chunk_data(event: str, fields: dict[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {k: v for k, v in fields.items() if k != F_EVENT}
     data[F_ATTEMPT] = int(data.get(F_ATTEMPT, 0))
+    for name in (F_CHOICE, F_INDEX):
+        if name in data:
+            data[name] = int(data[name])
     if event == EV_DONE and "chars" in data:
         data["chars"] = int(data["chars"])
     if F_OFFSET in data:
@@ -239,7 +246,7 @@ async def job_feed(
             data = _chunk_data(event, fields)
             if event == EV_CHUNK and not _advance(data, sent):
                 continue
-            if event in (EV_CHUNK, EV_RETRY, *TERMINAL_EVENTS):
+            if event in (EV_CHUNK, EV_DELTA, EV_TOOL_CALL, EV_RETRY, *TERMINAL_EVENTS):
                 yield sse(event, data, entry_id)
                 tail.sent()
             if event in TERMINAL_EVENTS:

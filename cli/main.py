@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import batches, demo, keys, services, up
+from cli import batches, demo, keys, services, up, upstreams
 
 app = typer.Typer(
     name="aivbatch",
@@ -17,6 +17,7 @@ keys.register(app)
 services.register(app)
 up.register(app)
 demo.register(app)
+upstreams.register(app)
 
 
 def main() -> None:

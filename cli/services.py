@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from cli.schema import shown_url, upgrade
+from cli.upstreams import require_routing
 from models.settings import get_settings
 
 # Open event streams would otherwise hold a stopping API until every watcher leaves.
@@ -52,17 +53,20 @@ def api(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Run the HTTP API (migrating the schema first)."""
+    require_routing()
     upgrade(get_settings().sql_url)
     _exec_module("uvicorn", api_argv(host, port))
 
 
 def worker() -> None:
     """Run one worker process (start more, on any machine, to scale out)."""
+    require_routing()
     _exec_module("worker", [])
 
 
 def dispatcher() -> None:
     """Run the dispatcher and reconciler (one per deployment)."""
+    require_routing()
     _exec_module("worker.dispatcher", [])
 
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from cli.localstack import LocalStack, StackError, StackOptions, child_env, start_stack
 from cli.processes import StopRequested, Supervisor, stop_on_signals
+from cli.upstreams import require_routing
 from models.settings import get_settings
 
 console = Console(highlight=False)
@@ -26,6 +27,7 @@ def up(
 ) -> None:
     """Run the API, a worker, the dispatcher (and Redis and the emulator when none is set)."""
     settings = get_settings()
+    require_routing()
     sup = Supervisor(child_env(settings, {}), settings.data_dir.resolve() / "logs")
     code = 0
     with stop_on_signals():

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
+from models.errors import ConfigError
 from models.rediskeys import RedisKeys
+from models.routing import Routing
 from models.settings import get_settings
 from worker.celery_app import app
 
@@ -15,6 +18,10 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        Routing.from_settings(get_settings())
+    except ConfigError as exc:
+        sys.exit(f"aivbatch worker: {exc}")
     queue = RedisKeys(get_settings().redis_prefix).queue
     app.worker_main(
         [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from types import FrameType
@@ -30,6 +31,7 @@ from celery import Celery
 
 from models import batches, dispatch, jobs
 from models.db import Database
+from models.errors import ConfigError
 from models.migrate import wait_until_current
 from models.rediskeys import RedisKeys
 from models.routing import Routing
@@ -197,6 +199,10 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    try:
+        Routing.from_settings(get_settings())
+    except ConfigError as exc:
+        sys.exit(f"aivbatch dispatcher: {exc}")
     run_forever(stop)
 
 
