@@ -1,17 +1,21 @@
 """Benchmark: N jobs through the whole pipeline, beside a plain asyncio + httpx reference.
 
-    .venv/bin/python bench/pipeline.py --jobs 3000 --streams 500
+    .venv/bin/python bench/pipeline.py --jobs 3000 --streams 500 [--protocol openai]
 
-Starts (and stops) the Aivvm emulator (20 chunks over ~1 s per answer by default), a
+Starts (and stops) the emulator (20 chunks over ~1 s per answer by default), a
 private redis-server, a SQLite file (or --database-url), the dispatcher and ONE worker
 process. Then, against the same emulator:
   1. the reference: one process reading as many streams with asyncio + httpx at the same
      concurrency and doing nothing else (the default event loop, then uvloop);
   2. the pipeline: the jobs are written to SQL as the API writes them, and the clock runs
      until the last result is in SQL.
+``--protocol`` picks the provider the pipeline runs: ``aivvm`` (the default: raw text from
+``/api/chat``) or ``openai`` (server-sent events from ``/v1/chat/completions``, routed by an
+aivbatch.toml naming the emulator as an upstream of kind openai), on the same pacing.
 Prints jobs/s, chunks/s, chunk-to-Redis latency p50/p99 (from the worker receiving a chunk
 to Redis storing it: each entry's ``ts`` field against its stream id), the worker's peak
-RSS and CPU, and the ratio to the reference. Talks to 127.0.0.1 only.
+RSS, CPU and CPU per job, and the ratio to the reference (which reads the Aivvm protocol).
+Talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -98,6 +102,15 @@ def run_pipeline(
     upgrade(db_url)
     db = Database.from_url(db_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIVBATCH_")}
+    model = "gpt-3.5-turbo"
+    if args.protocol == "openai":
+        model = "gpt-4o-mini"
+        config = procs.logs / "aivbatch.toml"
+        config.write_text(
+            '[[upstreams]]\nname = "bench"\nkind = "openai"\n'
+            f'base_url = "{emulator_url}/v1"\nmodels = ["{model}"]\n'
+        )
+        env["AIVBATCH_CONFIG"] = str(config)
     env.update(
         AIVBATCH_DATABASE_URL=db_url,
         AIVBATCH_REDIS_URL=redis_url,
@@ -112,7 +125,7 @@ def run_pipeline(
     dispatcher = procs.spawn([sys.executable, "-m", "worker.dispatcher"], "dispatcher.log", env)
     time.sleep(3)  # the worker registers its capacity
     jobs = [
-        NewJob(f"q{i}", "gpt-3.5-turbo", [{"role": "user", "content": f"Question {i}"}])
+        NewJob(f"q{i}", model, [{"role": "user", "content": f"Question {i}"}])
         for i in range(args.jobs)
     ]
     cpu0 = {p.pid: proc_cpu(p.pid) for p in (worker, dispatcher)} | {emu_pid: proc_cpu(emu_pid)}
@@ -149,7 +162,8 @@ def run_pipeline(
     )
     print(
         f"worker: peak RSS {proc_mem_mib(worker.pid, 'VmHWM'):.0f} MiB, CPU {cpu[worker.pid]:.1f}s "
-        f"({100 * cpu[worker.pid] / elapsed:.0f}% of a core); "
+        f"({100 * cpu[worker.pid] / elapsed:.0f}% of a core, "
+        f"{1000 * cpu[worker.pid] / args.jobs:.2f} ms per job); "
         f"dispatcher CPU {cpu[dispatcher.pid]:.1f}s; emulator CPU {cpu[emu_pid]:.1f}s"
     )
     return jobs_s
@@ -169,6 +183,9 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=32, help="jobs per broker message")
     parser.add_argument(
         "--per-client", type=int, default=64, help="streams per httpx client in the worker"
+    )
+    parser.add_argument(
+        "--protocol", choices=("aivvm", "openai"), default="aivvm", help="the provider to run"
     )
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
@@ -200,7 +217,8 @@ def main() -> None:
             f"aivbatch pipeline benchmark: {args.jobs} jobs, {args.streams} streams in flight "
             f"({args.per_client} per httpx client, {args.group} jobs per message), "
             f"{args.chunks} chunks per answer over ~{answer_s:.1f}s; "
-            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; upstream: the Aivvm emulator"
+            f"{os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+            f"upstream: the emulator's {args.protocol} protocol"
         )
         refs = {}
         if not args.skip_reference:
