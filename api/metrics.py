@@ -90,6 +90,14 @@ class _Snapshot:
         for kind, n in sorted(self.pooled.upstream_errors.items()):
             errors.add_metric([kind], n)
         yield errors
+        attempts = CounterMetricFamily(
+            "aivbatch_upstream_attempts",
+            "Attempts by the upstream that served them and how they ended.",
+            labels=["upstream", "status"],
+        )
+        for (upstream, status), n in sorted(self.pooled.upstream_attempts.items()):
+            attempts.add_metric([upstream, status], n)
+        yield attempts
         for name, hist in self.pooled.histograms.items():
             family = HistogramMetricFamily(f"aivbatch_job_{name}", _HISTOGRAM_HELP[name])
             family.add_metric([], hist.buckets, sum_value=hist.total)

@@ -446,6 +446,15 @@ def test_routing_model_map_fallback_and_the_aivvm_upstream_in_one_batch(service:
     ]
     assert log[0]["code"] == "upstream_unavailable"
     assert sent_to(service.local, f"{tag} f")[0]["body"]["model"] == "llama-3.1-8b-instruct"
+    # /metrics counts attempts by the upstream that served them.
+    wait_until(
+        lambda: (
+            'aivbatch_upstream_attempts_total{status="queued",upstream="dead"}'
+            in httpx.get(service.api.url + "/metrics").text
+        ),
+        10,
+        "the dead upstream's attempt in /metrics",
+    )
 
 
 def test_unknown_models_are_refused_at_submission_and_models_are_listed(service: Service) -> None:
