@@ -10,15 +10,14 @@ Version 1 (documented for users in docs/redis.md):
     is abandoned and the job goes back to the queue, and one terminal entry per job:
     ``event=done attempt=N status=succeeded chars=…`` or ``event=error attempt=N
     status=failed|cancelled|expired code=… message=…``.
-``{prefix}:v1:batch:{batch_id}:progress`` — hash: ``status`` (the batch's), ``total``, one
-    field per job state with its count, ``updated_at`` (unix seconds).
-``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
-    custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
-
     Answers with more than one choice or with tool calls add entries that v1 readers of
     ``chunk`` entries may ignore: ``event=delta attempt=N choice=K text=… ts=…`` (the text of
     choice K ≥ 1) and ``event=tool_call attempt=N choice=K index=I [id=… name=…]
     arguments=… ts=…`` (a piece of tool call I of choice K).
+``{prefix}:v1:batch:{batch_id}:progress`` — hash: ``status`` (the batch's), ``total``, one
+    field per job state with its count, ``updated_at`` (unix seconds).
+``{prefix}:v1:batch:{batch_id}:events`` — stream of state changes: ``event=job
+    custom_id=… status=… attempt=N [code=…]`` and ``event=batch status=…``.
 
 ``{prefix}:v1:epoch`` — string the dispatcher sets; when it is gone, Redis lost its data and
     the streams of recently finished jobs are rewritten from SQL.

@@ -73,6 +73,29 @@ def test_every_kind_of_damage_is_healed_and_whole_streams_are_left_alone(
         assert repair.run(s, rclient, now=utcnow() + SETTLE * 3) == 0
 
 
+def test_a_whole_stream_ending_in_another_choice_or_a_tool_call_is_left_alone(
+    database: Database, rclient: redis.Redis, redis_prefix: str
+) -> None:
+    keys = RedisKeys(redis_prefix)
+    batch_id = submit(database, 2)
+    _finish(database, batch_id)
+    repair = StreamRepair(keys, retention=600, now=utcnow() - timedelta(minutes=1))
+    full = _chunks(ANSWER)
+    delta = {"event": "delta", "attempt": "1", "choice": "1", "text": "Other", "ts": "0"}
+    call = {"event": "tool_call", "attempt": "1", "choice": "0", "index": "0", "arguments": "{}"}
+    layouts = {"j0": [*full, delta, DONE], "j1": [*full[:2], *full[3:], call, DONE]}
+    for custom_id, entries in layouts.items():
+        for fields in entries:
+            rclient.xadd(keys.job_stream(batch_id, custom_id), fields)  # type: ignore[arg-type]
+    untouched = rclient.xrange(keys.job_stream(batch_id, "j0"))
+    with database.read() as s:
+        assert repair.run(s, rclient, now=utcnow() + SETTLE * 2) == 1  # j1 has a hole
+    assert rclient.xrange(keys.job_stream(batch_id, "j0")) == untouched
+    assert read_stream(rclient, keys, batch_id, "j1").text_of(1) == ANSWER
+    with database.read() as s:
+        assert repair.run(s, rclient, now=utcnow() + SETTLE * 3) == 0
+
+
 def test_after_redis_lost_its_data_recent_jobs_are_rebuilt(
     database: Database, rclient: redis.Redis, redis_prefix: str
 ) -> None:

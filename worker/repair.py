@@ -37,6 +37,8 @@ from sqlalchemy.orm import Session
 
 from models.rediskeys import (
     EV_CHUNK,
+    EV_DELTA,
+    EV_TOOL_CALL,
     F_ATTEMPT,
     F_EVENT,
     F_OFFSET,
@@ -84,8 +86,9 @@ def _decode(entries: Any) -> list[dict[str, str]]:
 
 
 def _verdict(ends: _Ends, attempt: int, length: int) -> str:
-    """From a stream's ends: ``whole``, ``gap``, or ``unsure`` (no terminal entry of the
-    final attempt: read it all to tell)."""
+    """From a stream's ends: ``whole``, ``gap``, ``unsure`` (no terminal entry of the
+    final attempt: read it all to tell) or ``check`` (ended, but not by the first choice's
+    text: read it all to tell)."""
     if not ends.last:
         return "gap"
     newest = ends.last[0]
@@ -95,6 +98,8 @@ def _verdict(ends: _Ends, attempt: int, length: int) -> str:
     if not length:
         return "whole"
     before = ends.last[1] if len(ends.last) > 1 else {}
+    if before.get(F_EVENT) in (EV_DELTA, EV_TOOL_CALL) and before.get(F_ATTEMPT) == mine:
+        return "check"  # another choice or a tool call came last: read the text to tell
     if not (before.get(F_EVENT) == EV_CHUNK and before.get(F_ATTEMPT) == mine):
         return "gap"  # a terminal entry and none of the answer just before it
     if _offset(before) + len(before.get(F_TEXT, "")) != length:
@@ -203,7 +208,7 @@ class StreamRepair:
             verdicts.append(_verdict(ends, row.attempt, len(row.output or "")))
         # Streams without their end (a worker died before writing it) are read whole: their
         # text may be whole (only the end is missing) or have holes (dropped writes).
-        unsure = [i for i, v in enumerate(verdicts) if v == "unsure"]
+        unsure = [i for i, v in enumerate(verdicts) if v in ("unsure", "check")]
         if unsure:
             pipe = client.pipeline(transaction=False)
             for i in unsure:
@@ -211,7 +216,8 @@ class StreamRepair:
             for i, entries in zip(unsure, pipe.execute(), strict=True):
                 row = rows[i]
                 whole = _covers(_decode(entries), row.attempt, len(row.output or ""))
-                verdicts[i] = "no_end" if whole else "gap"
+                ended = verdicts[i] == "check"
+                verdicts[i] = ("whole" if ended else "no_end") if whole else "gap"
         pipe = client.pipeline(transaction=False)
         healed = 0
         for key, row, verdict in zip(keys, rows, verdicts, strict=True):
