@@ -26,13 +26,13 @@ from worker.providers import wire
 from worker.providers.assembly import (
     ChatAssembler,
     CompletionAssembler,
-    ResponsesAssembler,
     stream_error,
     usage_tokens,
 )
 from worker.providers.errors import NotAnAnswer, StreamInterrupted, UpstreamError
 from worker.providers.interface import Final, Item, Provider, Request, TextDelta
 from worker.providers.masking import DeltaMasker, mask_error
+from worker.providers.responses_assembly import ResponsesAssembler
 
 # Enough of an error body for its message; a huge or endless one is not read to the end.
 ERROR_BODY_LIMIT = 64 * 1024
