@@ -81,7 +81,8 @@ class ChatBody(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    messages: list[ChatMessage] | None = Field(default=None, min_length=1)
+    # Required as chat needs them; the other endpoints' bodies are described in words above.
+    messages: list[ChatMessage] = Field(min_length=1)
     model: ModelName | None = None
     temperature: Temperature | None = None
     system_message: Annotated[str, Field(pattern=_NO_NUL)] | None = None

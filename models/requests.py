@@ -159,7 +159,9 @@ def _openai_line(obj: dict[str, Any], defaults: Defaults) -> tuple[str, dict[str
     if url not in ENDPOINTS:
         raise InvalidRequest(f"url must be one of {', '.join(ENDPOINTS)}, not {url!r}")
     if defaults.endpoint is not None and url != defaults.endpoint:
-        raise InvalidRequest(f"url is {url!r}, but the batch's endpoint is {defaults.endpoint!r}")
+        raise UnsupportedRequest(
+            f"url is {url!r}, but the batch's endpoint is {defaults.endpoint!r}"
+        )
     body = obj["body"]
     if not isinstance(body, dict):
         raise InvalidRequest("body must be a JSON object")
@@ -170,7 +172,7 @@ def _openai_line(obj: dict[str, Any], defaults: Defaults) -> tuple[str, dict[str
 
 def _native(obj: dict[str, Any], defaults: Defaults) -> tuple[str, dict[str, Any]]:
     if defaults.endpoint not in (None, CHAT):
-        raise InvalidRequest(
+        raise UnsupportedRequest(
             f"a native request (with messages) is a chat request, but the batch's endpoint is"
             f" {defaults.endpoint!r}: use OpenAI batch lines with url and body"
         )
@@ -197,10 +199,8 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
         if role not in ROLES:
             raise InvalidRequest(f"messages[{i}].role must be one of {', '.join(ROLES)}")
         content = message.get("content")
-        if content is None:
-            if role != "assistant":
-                raise InvalidRequest(f"messages[{i}].content is required for role {role}")
-        elif not _content_ok(content):
+        # Absent content is the upstream's to judge (an assistant's tool calls have none).
+        if content is not None and not _content_ok(content):
             raise InvalidRequest(
                 f"messages[{i}].content must be a string or a list of content parts"
                 " (objects with a type)"

@@ -93,7 +93,7 @@ def test_every_bad_line_is_reported_with_its_number() -> None:
         json.dumps({"custom_id": "ok", "messages": [{"role": "user", "content": "again"}]}),
         json.dumps({"custom_id": "x", "messages": []}),
         json.dumps({"custom_id": "y", "messages": [{"role": "robot", "content": "hi"}]}),
-        json.dumps({"custom_id": "z", "body": {"messages": [{"role": "user"}]}}),
+        json.dumps({"custom_id": "z", "body": {"messages": [{"role": "user", "content": 5}]}}),
         json.dumps({"custom_id": "w", "method": "GET", "body": {}}),
         json.dumps({"custom_id": "v", "url": "/v1/images/generations", "body": {}}),
         json.dumps({"messages": [{"role": "user", "content": "hi"}]}),

@@ -34,7 +34,7 @@ def list_models(services: ServicesDep, _tenant: TenantDep) -> ModelList:
     return ModelList(data=data)
 
 
-@router.get("/{model}", summary="Retrieve a model", responses=errors(404, *AUTHENTICATED))
+@router.get("/{model}", summary="Retrieve a model", responses=errors(400, 404, *AUTHENTICATED))
 def retrieve_model(
     model: Annotated[str, Path(description="A model name (glob patterns match too).")],
     services: ServicesDep,

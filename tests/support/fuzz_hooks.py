@@ -1,10 +1,12 @@
 """What the schema-driven fuzz run is told beyond the OpenAPI document.
 
-Loaded by ``st run`` (``SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks``). Two rules of the
+Loaded by ``st run`` (``SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks``). Three rules of the
 API cannot be said in JSON Schema, and the document says them in words instead: a batch
-uses each custom_id once, and an uploaded file is JSONL of batch requests. So cases that
-are valid by the schema but break one of these are not sent as valid ones: a repeated
-custom_id is left out of the valid cases, and a valid upload gets real lines. Every other
+uses each custom_id once, an uploaded file is JSONL of batch requests, and a request's model
+must be served by an upstream that can carry it (the deployment's routing table; the API
+under test has the default one, the Aivvm upstream). So cases that are valid by the schema
+but break one of these are not sent as valid ones: a repeated custom_id or a request the
+routing refuses is left out of the valid cases, and a valid upload gets real lines. Every other
 case, and every invalid one, is sent as generated (tests/test_api_limits.py and
 tests/test_abuse.py cover repeats and bad files on their own).
 """
@@ -16,6 +18,13 @@ import json
 from typing import Any
 
 import schemathesis
+
+from models.requests import Defaults, InvalidRequest, UnsupportedRequest, request_from
+from models.routing import Routing
+from models.settings import Settings
+from models.upstreams import default_upstreams
+
+_ROUTING = Routing(default_upstreams(Settings()))
 
 _uploads = itertools.count()
 
@@ -39,7 +48,21 @@ def filter_case(_context: Any, case: Any) -> bool:
     if not isinstance(requests, list):
         return True
     ids = [r.get("custom_id") for r in requests if isinstance(r, dict)]
-    return len(ids) == len(set(ids))
+    return len(ids) == len(set(ids)) and all(_routable(r, body) for r in requests)
+
+
+def _routable(request: Any, body: dict[str, Any]) -> bool:
+    """Whether the default routing table serves the request (other problems are the API's
+    to find)."""
+    endpoint = body.get("endpoint") or "/v1/chat/completions"
+    defaults = Defaults(model=body.get("model") or Defaults().model, endpoint=endpoint)
+    try:
+        request_from(request, defaults, _ROUTING)
+    except UnsupportedRequest:
+        return False
+    except InvalidRequest:
+        return True
+    return True
 
 
 @schemathesis.hook.apply_to(method="POST", path="/v1/files")
