@@ -1,17 +1,18 @@
-"""Reading jobs back: one by custom_id, or every finished one a page at a time."""
+"""Reading jobs back: one by custom_id, every finished one, a filtered page, errors by code."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.batches import get_batch
-from models.errors import NotFound
-from models.states import TERMINAL_JOB_STATES, JobStatus
+from models.errors import InvalidInput, NotFound
+from models.states import TERMINAL_JOB_STATES, UNSUCCESSFUL_JOB_STATES, JobStatus
 from models.tables import Job
 
 Order = Literal["input", "custom_id"]
@@ -60,3 +61,88 @@ def finished_jobs(
             return
         last = rows[-1]
         after = last.position if order == "input" else last.custom_id
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    """One page of a batch's jobs in input order, and whether more follow."""
+
+    jobs: list[Job]
+    has_more: bool
+
+
+def list_jobs(
+    session: Session,
+    batch_id: str,
+    tenant_id: str | None,
+    *,
+    status: str | None = None,
+    search: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> JobPage:
+    """A batch's jobs in input order, filtered by state and by a ``custom_id`` substring.
+
+    ``after`` is the ``custom_id`` of the last job of the page before (the cursor).
+    """
+    get_batch(session, batch_id, tenant_id)
+    query = select(Job).where(Job.batch_id == batch_id)
+    if status:
+        query = query.where(Job.status == status)
+    if search:
+        # lower() on both sides: SQLite's LIKE ignores case, PostgreSQL's does not.
+        query = query.where(func.lower(Job.custom_id).contains(search.lower(), autoescape=True))
+    if after is not None:
+        anchor = session.scalar(
+            select(Job.position).where(Job.batch_id == batch_id, Job.custom_id == after)
+        )
+        if anchor is None:
+            raise InvalidInput(f"after: no request with custom_id {after!r} in this batch")
+        query = query.where(Job.position > anchor)
+    rows = list(session.scalars(query.order_by(Job.position).limit(limit + 1)))
+    return JobPage(rows[:limit], has_more=len(rows) > limit)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    """The requests of a batch that ended with one error code."""
+
+    code: str
+    count: int
+    message: str
+    custom_ids: list[str]
+
+
+def errors_by_code(
+    session: Session, batch_id: str, tenant_id: str | None, *, examples: int = 5
+) -> list[ErrorGroup]:
+    """The batch's unsuccessful requests grouped by error code, the largest group first."""
+    get_batch(session, batch_id, tenant_id)
+    unsuccessful = (
+        Job.batch_id == batch_id,
+        Job.status.in_([str(s) for s in UNSUCCESSFUL_JOB_STATES]),
+    )
+    code = func.coalesce(Job.error_code, "unknown")
+    counts = session.execute(
+        select(code, func.count())
+        .where(*unsuccessful)
+        .group_by(code)
+        .order_by(func.count().desc(), code)
+    ).all()
+    groups: list[ErrorGroup] = []
+    for name, count in counts:
+        sample = session.execute(
+            select(Job.custom_id, Job.error_message)
+            .where(*unsuccessful, code == name)
+            .order_by(Job.position)
+            .limit(examples)
+        ).all()
+        groups.append(
+            ErrorGroup(
+                code=name,
+                count=int(count),
+                message=(sample[0][1] or "") if sample else "",
+                custom_ids=[row[0] for row in sample],
+            )
+        )
+    return groups
