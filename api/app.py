@@ -18,7 +18,7 @@ from api.context import RequestContext, configure_logging
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics
 from api.outages import Outages
-from api.routes import batches, events, files, health, jobs, models, results
+from api.routes import batches, events, files, health, jobs, models, results, webhooks
 from api.schemas import CreateBatch
 from api.services import Services
 from models.settings import Settings, get_settings
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.register_body(app, CreateBatch)
     # Events first: a custom_id may hold "/", so ".../jobs/{custom_id}" would also match
     # ".../jobs/{custom_id}/events".
-    for module in (events, batches, jobs, results, files, models, health):
+    for module in (events, batches, jobs, results, files, models, webhooks, health):
         app.include_router(module.router)
     # Added innermost first. The body limit needs the caller settled by Authenticate, which
     # runs before anything reads the body; the request id wraps every answer.

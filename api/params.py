@@ -17,6 +17,9 @@ from api.schemas import CUSTOM_ID_CHARACTERS, ID_PATTERN
 
 BatchId = Annotated[str, Path(min_length=1, pattern=ID_PATTERN, description="A batch's id.")]
 FileId = Annotated[str, Path(min_length=1, pattern=ID_PATTERN, description="A file's id.")]
+WebhookId = Annotated[
+    str, Path(min_length=1, pattern=ID_PATTERN, description="A webhook endpoint's id.")
+]
 After = Annotated[
     str | None,
     Query(pattern=ID_PATTERN, description="The last id of the page before (cursor paging)."),

@@ -64,6 +64,10 @@ class Api:
         """POST a JSON body; returns the JSON answer."""
         return self._json(self._send("POST", path, json=body))
 
+    def delete(self, path: str) -> Any:
+        """DELETE; returns the JSON answer."""
+        return self._json(self._send("DELETE", path))
+
     def iter_bytes(self, path: str, **params: Any) -> Iterator[bytes]:
         """The blocks of a response body as they arrive, never the whole body at once."""
         query = {k: v for k, v in params.items() if v is not None}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import batches, demo, keys, services, up, upstreams
+from cli import batches, demo, keys, services, up, upstreams, webhooks
 
 app = typer.Typer(
     name="aivbatch",
@@ -18,6 +18,7 @@ services.register(app)
 up.register(app)
 demo.register(app)
 upstreams.register(app)
+webhooks.register(app)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
 from models.tables import Batch, Job
 from models.usage import USAGE_COLUMNS, Usage
+from models.webhooks import record_batch_end
 
 _WINDOW = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -277,7 +278,11 @@ def list_batches(
 
 
 def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now: datetime) -> Batch:
-    """Cancel: queued jobs end at once; running ones are stopped by their workers."""
+    """Cancel: queued jobs end at once; running ones are stopped by their workers.
+
+    The batch itself only becomes ``cancelling`` here; ``finalize`` ends it (and writes its
+    webhook event) once no job of it is open.
+    """
     batch = get_batch(session, batch_id, tenant_id)
     if batch.status not in (BatchStatus.IN_PROGRESS, BatchStatus.CANCELLING):
         raise Conflict(f"batch {batch_id!r} is {batch.status} and can no longer be cancelled")
@@ -356,6 +361,10 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
         )
         if getattr(done, "rowcount", 0) == 1:
             closed.append((batch_id, str(final)))
+            # The outbox: the event is committed with the batch's end, or neither is.
+            record_batch_end(
+                session, batch_id=batch_id, tenant_id=batch.tenant_id, status=final, now=now
+            )
     return closed
 
 

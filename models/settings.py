@@ -141,6 +141,27 @@ class Settings(BaseSettings):
         default=10 * 1024**3, ge=0, description="Bytes of uploaded files one tenant may keep."
     )
 
+    # Webhooks (delivered by the dispatcher process).
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook URLs on private, loopback and link-local addresses.",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one webhook delivery may take, all told."
+    )
+    webhook_concurrency: int = Field(
+        default=8, ge=1, description="Webhook deliveries in flight at once."
+    )
+    webhook_retry_base_delay: float = Field(
+        default=5.0, gt=0, description="First webhook retry delay in seconds (doubles)."
+    )
+    webhook_retry_max_delay: float = Field(
+        default=3600.0, gt=0, description="Ceiling of the webhook retry delay in seconds."
+    )
+    webhook_retry_window: float = Field(
+        default=86400.0, gt=0, description="Seconds a webhook event is retried before it fails."
+    )
+
     @property
     def sql_url(self) -> str:
         """The database URL, defaulting to a SQLite file in the data folder."""

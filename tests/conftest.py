@@ -8,4 +8,6 @@ pytest_plugins = [
     "tests.support.api",
     "tests.support.provider",
     "tests.support.outages",
+    "tests.support.service",
+    "tests.support.receiver",
 ]

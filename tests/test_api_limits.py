@@ -1,5 +1,5 @@
 """Limits and bad input: each answered before anything is written, with a 4xx naming the
-limit or the lines; afterwards the tenant has no batch and no file."""
+limit or the lines; afterwards the tenant has no batch, no file and no webhook endpoint."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def api(limited_api: ApiServer, tenants: Tenants) -> Iterator[httpx.Client]:
     # Whatever was refused left nothing behind.
     assert client.get("/v1/batches").json()["data"] == []
     assert client.get("/v1/files").json()["data"] == []
+    assert client.get("/v1/webhooks").json()["data"] == []
 
 
 def _native(custom_id: str, text: str = "hi") -> dict[str, object]:
@@ -178,3 +179,41 @@ def test_an_empty_file_or_another_purpose_is_400(
 def test_a_file_of_another_tenant_or_none_cannot_make_a_batch(api: httpx.Client) -> None:
     r = api.post("/v1/batches", json={"input_file_id": "file-nope", "completion_window": "24h"})
     assert r.status_code == 404
+
+
+def test_webhook_urls_on_private_addresses_and_bad_webhook_input_are_400(
+    api: httpx.Client,
+) -> None:
+    # AIVBATCH_WEBHOOK_ALLOW_PRIVATE is off, as by default.
+    refused = {
+        "http://127.0.0.1:9/hook": "loopback",
+        "http://localhost:9/hook": "loopback",  # a name is resolved, then checked
+        "http://[::1]/hook": "loopback",
+        "http://[::ffff:127.0.0.1]/hook": "loopback",
+        "http://10.0.0.8/hook": "private",
+        "http://192.168.1.1/hook": "private",
+        "http://169.254.169.254/latest/meta-data": "link-local",
+        "http://[fe80::1]/hook": "link-local",
+        "ftp://8.8.8.8/hook": "only http:// and https://",
+        "http:///nohost": "names no host",
+        "http://8.8.8.8:99999/": "port",
+    }
+    for url, why in refused.items():
+        r = api.post("/v1/webhooks", json={"url": url})
+        assert r.status_code == 400, (url, r.text)
+        assert why in r.json()["error"]["message"], (url, r.text)
+    bad = [
+        {},
+        {"url": 5},
+        {"url": "http://8.8.8.8/", "events": ["batch.exploded"]},
+        {"url": "http://8.8.8.8/", "events": []},
+        {"url": "http://8.8.8.8/", "secret": "mine"},
+        {"url": "http://8.8.8.8/" + "x" * 3000},
+    ]
+    for body in bad:
+        r = api.post("/v1/webhooks", json=body)
+        assert r.status_code == 400, (body, r.text)
+    assert api.get("/v1/webhooks").json()["data"] == []  # nothing was kept
+    assert api.delete("/v1/webhooks/wh_nope").status_code == 404
+    r = api.post("/v1/webhooks", json={"url": "ftp://8.8.8.8/"}, headers={"authorization": ""})
+    assert r.status_code == 401

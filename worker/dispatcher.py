@@ -14,6 +14,9 @@ One pass, every ``dispatch_interval`` seconds:
 3. finalize batches with no open job, rewrite every open batch's progress hash, and write
    any terminal stream entry a dead worker could not (worker/repair.py).
 
+A thread of the same process delivers the webhook events that finalizing writes
+(worker/webhooks.py).
+
 Run one dispatcher per deployment (`aivbatch dispatcher`).
 """
 
@@ -38,6 +41,7 @@ from models.routing import Routing
 from models.settings import Settings, get_settings
 from models.states import JobStatus
 from models.types import utcnow
+from worker import webhooks
 from worker.celery_app import RUN_JOBS
 from worker.dispatch_caps import DispatchCaps
 from worker.monitor import HEARTBEAT_SECONDS
@@ -172,6 +176,8 @@ def run_forever(stop: threading.Event) -> None:
     )
     client = redis.Redis(connection_pool=pool)
     dispatcher = Dispatcher(settings, db, client, app)
+    # Webhooks go out from this process, on a thread of their own: never from a worker.
+    sender = webhooks.start(settings, db, stop)
     log.info("dispatcher running (every %.2fs)", settings.dispatch_interval)
     try:
         outages = Outages(log)
@@ -183,6 +189,8 @@ def run_forever(stop: threading.Event) -> None:
                 outages.handle(exc, "the dispatcher pass")
             stop.wait(settings.dispatch_interval)
     finally:
+        stop.set()
+        sender.join(settings.webhook_timeout + webhooks.HOLD_MARGIN_SECONDS)
         client.close()
         db.dispose()
 

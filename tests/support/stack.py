@@ -105,6 +105,11 @@ class Stack:
         """SIGKILL a worker: no clean-up, no goodbye."""
         _end(self.workers[index], signal.SIGKILL)
 
+    def kill_dispatcher(self) -> None:
+        """SIGKILL the dispatcher (and the webhook deliveries it was making)."""
+        if self.dispatcher is not None:
+            _end(self.dispatcher, signal.SIGKILL)
+
     def stop(self) -> None:
         """Stop every process this stack started."""
         for proc in [*self.workers, *([self.dispatcher] if self.dispatcher else [])]:
