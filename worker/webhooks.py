@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 # A claim outlives its try by this much, so the report is written before anyone retries.
-HOLD_MARGIN_SECONDS = 5.0
+HOLD_MARGIN_SECONDS = 3.0
 # Only the start of a receiver's answer is kept, for the endpoint's last_error.
 ANSWER_BYTES = 200
 USER_AGENT = "aivbatch-webhooks/0.1"
