@@ -1,4 +1,5 @@
-"""The FastAPI application: native and OpenAI-compatible batch routes, files, live events.
+"""The FastAPI application: native and OpenAI-compatible batch routes, files, live events,
+webhooks, and the dashboard at /ui.
 
 Run it with `aivbatch api` (uvicorn's ``--factory api.app:create_app``).
 """
@@ -21,6 +22,7 @@ from api.outages import Outages
 from api.routes import batches, events, files, health, jobs, models, results, webhooks
 from api.schemas import CreateBatch
 from api.services import Services
+from api.ui import pages
 from models.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # ".../jobs/{custom_id}/events".
     for module in (events, batches, jobs, results, files, models, webhooks, health):
         app.include_router(module.router)
+    pages.install(app)
     # Added innermost first. The body limit needs the caller settled by Authenticate, which
     # runs before anything reads the body; the request id wraps every answer.
     app.add_middleware(

@@ -17,7 +17,7 @@ from cli.localstack import LocalStack, StackError, StackOptions, child_env, star
 from cli.processes import StopRequested, Supervisor, stop_on_signals
 from cli.samples import RUSSIAN_ID, sample_requests
 from cli.show import outcome
-from cli.up import show
+from cli.up import dashboard_url, show
 from cli.watch import WatchError, watch_batch
 from models.settings import Settings, get_settings
 
@@ -129,7 +129,9 @@ def _run(stack: LocalStack, sup: Supervisor, settings: Settings, n: int) -> int:
     with Api(stack.api_url) as api:
         body = {"requests": sample_requests(n), "metadata": {"source": "aivbatch demo"}}
         batch_id = api.post("/v1/batches", body)["id"]
-        out.print(f"\nsubmitted {n} sample requests as batch [bold]{batch_id}[/]\n")
+        out.print(f"\nsubmitted {n} sample requests as batch [bold]{batch_id}[/]")
+        page = f"{dashboard_url(stack.api_url)}/batches/{batch_id}"
+        out.print(f"watch it in the dashboard: {page}\n", soft_wrap=True)
         final = watch_batch(api, batch_id, out, health=lambda: _health(sup))
         out.print(outcome(final))
         _show_answer(api, batch_id)

