@@ -18,7 +18,7 @@ from models.migrate import upgrade
 from tests.support.api import ApiServer
 from tests.support.emulator import marker
 from tests.support.service import Service
-from tests.support.waiting import wait_until
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +120,7 @@ def test_sign_in_submit_watch_cancel_and_download(service: Service, page: Page) 
         labels.add(page.locator("#bar").get_attribute("aria-label") or "")
         return len(labels) >= 3
 
-    wait_until(bar_moved, timeout=30, what=lambda: f"the bar to move: {labels}")
+    wait_until(bar_moved, timeout=30, what="the bar to move", context=lambda: str(labels))
     text = page.locator("#live-text")
     first = wait_until(lambda: len(text.text_content() or ""), timeout=30, what="live text")
     wait_until(lambda: len(text.text_content() or "") > first, timeout=30, what="more text")

@@ -20,7 +20,7 @@ from models.types import utcnow
 from tests.support.api import AIVBATCH
 from tests.support.receiver import HANG, Receiver
 from tests.support.service import Service
-from tests.support.waiting import wait_until
+from tests.support.wait import wait_until
 from worker.webhooks import WebhookSender
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,8 @@ def _batch(api: httpx.Client, n: int = 2, **options: str) -> str:
 def _ended(api: httpx.Client, batch_id: str) -> dict[str, object]:
     return wait_until(
         lambda: (b := api.get(f"/v1/batches/{batch_id}").json())["status"] in ENDED and b,
-        what=f"batch {batch_id} to end",
+        30,
+        f"batch {batch_id} to end",
     )
 
 
@@ -103,11 +104,16 @@ def test_a_receiver_that_fails_twice_gets_the_signed_event_on_the_third_try(
         [row] = api.get("/v1/webhooks").json()["data"]
         return row if row["delivery"]["last_status_code"] in (500, 503) else None
 
-    row = wait_until(failing, what="a failed try to show")
+    row = wait_until(failing, timeout=30, what="a failed try to show")
     assert row["delivery"]["pending"] == 1 and row["delivery"]["next_attempt_at"] is not None
     assert "HTTP 5" in row["delivery"]["last_error"] and "secret" not in row
 
-    wait_until(lambda: flaky.count() >= 3, what=lambda: f"3 tries, got {flaky.count()}")
+    wait_until(
+        lambda: flaky.count() >= 3,
+        timeout=30,
+        what="3 tries",
+        context=lambda: f"got {flaky.count()}",
+    )
     payloads = [r.verify(secret) for r in flaky.received]
     [event] = _events_of(service.database_url, batch_id)
     assert (
@@ -133,7 +139,7 @@ def test_a_receiver_that_fails_twice_gets_the_signed_event_on_the_third_try(
         [row] = api.get("/v1/webhooks").json()["data"]
         return row if row["delivery"]["last_status_code"] == 200 else None
 
-    status = wait_until(delivered, what="the delivery to show")["delivery"]
+    status = wait_until(delivered, timeout=30, what="the delivery to show")["delivery"]
     assert status["pending"] == 0 and status["failed"] == 0 and status["last_error"] is None
     assert status["next_attempt_at"] is None and status["last_success_at"] is not None
     [delivery] = _deliveries(service.database_url, event.id)
@@ -161,7 +167,7 @@ def test_endpoints_get_only_their_events_and_tenants_stay_apart(
     alice.post(f"/v1/batches/{cancelled}/cancel").raise_for_status()
     assert _ended(alice, cancelled)["status"] == "cancelled"
 
-    wait_until(lambda: cancels.count() == 1, what="the cancelled event")
+    wait_until(lambda: cancels.count() == 1, timeout=30, what="the cancelled event")
     payload = cancels.received[0].verify(str(mine["secret"]))
     assert (payload["type"], payload["data"]) == ("batch.cancelled", {"id": cancelled})
     assert _events_of(service.database_url, done) == []  # nobody wanted it: nothing owed
@@ -183,7 +189,7 @@ def test_the_event_survives_the_dispatcher_killed_during_its_delivery(
     secret = str(_register(api, stuck.url)["secret"])
     batch_id = _batch(api)
     # The batch has ended and its event is in flight: the receiver holds the first try.
-    wait_until(lambda: stuck.count() == 1, what="the first try")
+    wait_until(lambda: stuck.count() == 1, timeout=30, what="the first try")
     assert _ended(api, batch_id)["status"] == "completed"
     service.stack.kill_dispatcher()
     service.stack.kill_worker()
@@ -198,7 +204,8 @@ def test_the_event_survives_the_dispatcher_killed_during_its_delivery(
     assert {r.verify(secret)["id"] for r in stuck.received} == {event.id}
     wait_until(
         lambda: _deliveries(service.database_url, event.id)[0].status == "delivered",
-        what="the delivery to be recorded",
+        30,
+        "the delivery to be recorded",
     )
 
 
