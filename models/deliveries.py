@@ -54,6 +54,18 @@ class Backoff:
         return raw * (1 - JITTER + 2 * JITTER * random.random())
 
 
+def any_due(session: Session, *, now: datetime) -> bool:
+    """Whether any delivery's try is due (a read, so idle polling takes no write lock)."""
+    return (
+        session.scalar(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= now)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def claim_due(session: Session, limit: int, *, now: datetime, hold_seconds: float) -> list[Due]:
     """Claim up to ``limit`` deliveries whose try is due; held for ``hold_seconds``."""
     if limit <= 0:

@@ -19,7 +19,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook
 
 from models.db import Database
-from models.deliveries import Backoff, Due, claim_due, record_try
+from models.deliveries import Backoff, Due, any_due, claim_due, record_try
 from models.settings import Settings
 from models.types import utcnow
 from models.webhook_urls import RefusedUrl, Target, check_url
@@ -98,6 +98,10 @@ class WebhookSender:
     def _claim(self, limit: int) -> list[Due]:
         if limit <= 0:
             return []
+        # SQLite has one writer: polling with a write transaction would queue the workers.
+        with self.db.read() as session:
+            if not any_due(session, now=utcnow()):
+                return []
         with self.db.write() as session:
             return claim_due(session, limit, now=utcnow(), hold_seconds=self.hold)
 
