@@ -23,6 +23,7 @@ from models.deliveries import Backoff, Due, any_due, claim_due, record_try
 from models.settings import Settings
 from models.types import utcnow
 from models.webhook_urls import RefusedUrl, Target, check_url
+from worker.outage import Outages
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,16 @@ class WebhookSender:
     async def _loop(self, stop: threading.Event) -> None:
         limits = httpx.Limits(max_connections=self.settings.webhook_concurrency)
         tasks: set[asyncio.Task[None]] = set()
+        outages = Outages(log)
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
             while not stop.is_set():
                 tasks = {t for t in tasks if not t.done()}
                 free = self.settings.webhook_concurrency - len(tasks)
                 try:
                     due = await asyncio.to_thread(self._claim, free)
-                except Exception:
-                    log.exception("could not claim webhook deliveries; retrying")
+                    outages.ok()
+                except Exception as exc:
+                    outages.handle(exc, "claiming webhook deliveries")
                     due = []
                 for item in due:
                     tasks.add(asyncio.create_task(self._deliver(client, item)))
@@ -113,9 +116,13 @@ class WebhookSender:
             status_code, error = None, f"no answer within {timeout:g}s"
         try:
             outcome = await asyncio.to_thread(self._record, due, status_code, error)
-        except Exception:
+        except Exception as exc:
             # Unrecorded, the claim runs out and the event is sent again: at least once.
-            log.exception("could not record webhook try %s", due.delivery_id)
+            log.warning(
+                "could not record webhook try %s (%s); it will be made again",
+                due.delivery_id,
+                type(exc).__name__,
+            )
             return
         log.info(
             "webhook %s (%s) to %s, try %d: %s -> %s",
