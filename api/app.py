@@ -19,7 +19,17 @@ from api.context import RequestContext, configure_logging
 from api.limits import BodyLimit
 from api.metrics import RequestMetrics
 from api.outages import Outages
-from api.routes import batches, events, files, health, jobs, models, results, webhooks
+from api.routes import (
+    batches,
+    events,
+    files,
+    health,
+    input_checks,
+    jobs,
+    models,
+    results,
+    webhooks,
+)
 from api.schemas import CreateBatch
 from api.services import Services
 from api.ui import pages
@@ -68,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.register_body(app, CreateBatch)
     # Events first: a custom_id may hold "/", so ".../jobs/{custom_id}" would also match
     # ".../jobs/{custom_id}/events".
-    for module in (events, batches, jobs, results, files, models, webhooks, health):
+    for module in (events, batches, jobs, results, files, input_checks, models, webhooks, health):
         app.include_router(module.router)
     pages.install(app)
     # Added innermost first. The body limit needs the caller settled by Authenticate, which

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models.batches import get_batch
-from models.errors import InvalidInput, NotFound
+from models.errors import NotFound
 from models.states import TERMINAL_JOB_STATES, UNSUCCESSFUL_JOB_STATES, JobStatus
 from models.tables import Job
 
@@ -97,7 +97,7 @@ def list_jobs(
             select(Job.position).where(Job.batch_id == batch_id, Job.custom_id == after)
         )
         if anchor is None:
-            raise InvalidInput(f"after: no request with custom_id {after!r} in this batch")
+            raise NotFound(f"after: no request with custom_id {after!r} in this batch")
         query = query.where(Job.position > anchor)
     rows = list(session.scalars(query.order_by(Job.position).limit(limit + 1)))
     return JobPage(rows[:limit], has_more=len(rows) > limit)

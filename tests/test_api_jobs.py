@@ -146,12 +146,14 @@ def test_listing_and_errors_refuse_bad_input_with_4xx(
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),
         ({"search": "x" * 600}, "search"),
-        ({"after": "no-such-id"}, "after"),
     ]
     for params, field in cases:
         r = api.get(path, params=params)
         assert r.status_code == 400, (params, r.text)
         assert field in r.json()["error"]["message"], r.text
+    # An `after` naming no request of the batch is not found, as for the batch listing.
+    r = api.get(path, params={"after": "no-such-id"})
+    assert r.status_code == 404 and "after" in r.json()["error"]["message"], r.text
     for route in ("jobs", "errors"):
         assert api.get(f"/v1/batches/batch_nope/{route}").status_code == 404
         # Another tenant's batch is not found either; no key at all is a 401.
@@ -161,9 +163,7 @@ def test_listing_and_errors_refuse_bad_input_with_4xx(
 
 
 def _check(api: httpx.Client, content: bytes, **form: str) -> httpx.Response:
-    return api.post(
-        "/v1/batches/validate", files={"file": ("in.jsonl", content)}, data=form or None
-    )
+    return api.post("/v1/input_checks", files={"file": ("in.jsonl", content)}, data=form or None)
 
 
 def test_the_input_check_names_every_bad_line_and_stores_nothing(api: httpx.Client) -> None:
@@ -210,9 +210,9 @@ def test_the_input_check_names_every_bad_line_and_stores_nothing(api: httpx.Clie
 
 def test_the_input_check_refuses_a_malformed_call(api: httpx.Client, shared_api: ApiServer) -> None:
     assert _check(api, b"{}", completion_window="soon").status_code == 400
-    no_file = api.post("/v1/batches/validate", data={"model": "gpt-4"})
+    no_file = api.post("/v1/input_checks", data={"model": "gpt-4"})
     assert no_file.status_code == 400 and "file" in no_file.json()["error"]["message"]
-    not_multipart = api.post("/v1/batches/validate", json={"file": "x"})
+    not_multipart = api.post("/v1/input_checks", json={"file": "x"})
     assert not_multipart.status_code == 400
-    anonymous = shared_api.client().post("/v1/batches/validate", files={"file": ("a", b"{}")})
+    anonymous = shared_api.client().post("/v1/input_checks", files={"file": ("a", b"{}")})
     assert anonymous.status_code == 401

@@ -4,22 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from api import creation
 from api.body import spool_json
-from api.deps import ServicesDep, TenantDep, get_tenant
-from api.input_check import check_input
+from api.deps import ServicesDep, TenantDep
 from api.openapi import AUTHENTICATED, errors, json_body
 from api.params import After, BatchId
-from api.public import InputCheck
 from api.responses import BatchList, BatchObject
 from api.schemas import CreateBatch
 from api.services import Services
 from api.views import batch_list, present
 from models import batches
-from models.batches import WINDOW_PATTERN
 from models.states import BatchStatus
 from models.types import utcnow
 
@@ -51,33 +48,6 @@ async def create(request: Request, services: ServicesDep, tenant: TenantDep) -> 
         return await run_in_threadpool(creation.create_batch, services, tenant, body)
     finally:
         body.close()
-
-
-@router.post(
-    "/validate",
-    summary="Check a batch input file",
-    responses=errors(400, 413, *AUTHENTICATED),
-    # Authenticated like every route, though the check reads nothing of the tenant's.
-    dependencies=[Depends(get_tenant)],
-)
-async def validate(
-    file: Annotated[UploadFile, File(description="JSONL: one batch request per line.")],
-    services: ServicesDep,
-    model: Annotated[
-        str | None, Form(min_length=1, max_length=64, description="Default model of the lines.")
-    ] = None,
-    completion_window: Annotated[
-        str | None, Form(pattern=WINDOW_PATTERN, description="'30m', '24h', '7d'.")
-    ] = None,
-) -> InputCheck:
-    """Check a JSONL input file by the rules of upload and create, and store nothing.
-
-    A file with bad lines is a valid question: the answer is `valid: false` naming every
-    bad line. Only a malformed call (no file, a bad window) is refused.
-    """
-    window = completion_window or services.settings.default_completion_window
-    batches.parse_window(window)
-    return await run_in_threadpool(check_input, services, file.file, model, window)
 
 
 @router.get("", summary="List batches", responses=errors(400, 404, *AUTHENTICATED))

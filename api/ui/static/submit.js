@@ -52,7 +52,7 @@ async function check() {
   if (model()) data.append("model", model());
   data.append("completion_window", $("window").value);
   try {
-    const report = await api("/v1/batches/validate", { method: "POST", body: data });
+    const report = await api("/v1/input_checks", { method: "POST", body: data });
     if (report.valid) {
       const models = Object.entries(report.models).map(([m, n]) => `${n} × ${m}`).join(", ");
       result.textContent = `${report.requests} requests (${kind}) ready: ${models}.`;
