@@ -56,19 +56,22 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver = resolve) ->
     """The URL's target, or RefusedUrl naming what is wrong with it."""
     if len(url) > MAX_URL:
         raise RefusedUrl(f"url: longer than {MAX_URL} characters")
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError as exc:  # an unclosed "[", say
+        raise RefusedUrl(f"url: not a URL ({exc})") from None
     if parts.scheme not in ("http", "https"):
         raise RefusedUrl("url: only http:// and https:// URLs are accepted")
-    host = parts.hostname
-    if not host:
-        raise RefusedUrl("url: names no host")
+    if not host or any(c.isspace() or ord(c) < 32 for c in host):
+        raise RefusedUrl("url: names no usable host")
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise RefusedUrl("url: the port is not a number from 0 to 65535") from None
     try:
         found = resolver(host, port)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: UnicodeError, a NUL in the name
         raise RefusedUrl(f"url: {host} does not resolve ({exc})") from None
     addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in found]
     if not addresses:

@@ -195,7 +195,8 @@ def test_webhook_urls_on_private_addresses_and_bad_webhook_input_are_400(
         "http://169.254.169.254/latest/meta-data": "link-local",
         "http://[fe80::1]/hook": "link-local",
         "ftp://8.8.8.8/hook": "only http:// and https://",
-        "http:///nohost": "names no host",
+        "http:///nohost": "names no usable host",
+        "http://[::1/hook": "not a URL",
         "http://8.8.8.8:99999/": "port",
     }
     for url, why in refused.items():

@@ -2,13 +2,15 @@
 
 Loaded by ``st run`` (``SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks``). Three rules of the
 API cannot be said in JSON Schema, and the document says them in words instead: a batch
-uses each custom_id once, an uploaded file is JSONL of batch requests, and a request's model
+uses each custom_id once, an uploaded file is JSONL of batch requests, a request's model
 must be served by an upstream that can carry it (the deployment's routing table; the API
-under test has the default one, the Aivvm upstream). So cases that are valid by the schema
-but break one of these are not sent as valid ones: a repeated custom_id or a request the
-routing refuses is left out of the valid cases, and a valid upload gets real lines. Every other
-case, and every invalid one, is sent as generated (tests/test_api_limits.py and
-tests/test_abuse.py cover repeats and bad files on their own).
+under test has the default one, the Aivvm upstream), and a webhook URL is an http(s) URL
+whose host resolves. So cases that are valid by the schema but break one of these are not
+sent as valid ones: a repeated custom_id or a request the routing refuses is left out of the
+valid cases, a valid upload gets real lines, and a valid webhook a loopback URL (the fuzzed
+API allows private addresses, and nothing delivers there). Every other case, and every
+invalid one, is sent as generated (tests/test_api_limits.py and tests/test_abuse.py cover
+repeats, bad files and refused URLs on their own).
 """
 
 from __future__ import annotations
@@ -65,13 +67,19 @@ def _routable(request: Any, body: dict[str, Any]) -> bool:
     return True
 
 
-@schemathesis.hook.apply_to(method="POST", path="/v1/files")
+@schemathesis.hook
 def before_call(_context: Any, case: Any, _kwargs: dict[str, Any]) -> None:
-    """A valid upload holds batch requests, one per line."""
+    """Valid uploads hold batch requests, one per line; valid webhooks name a URL that
+    resolves (here, a closed port on loopback)."""
     # Here rather than in map_case: only now does the case know which parts are invalid.
-    if _positive(case) and isinstance(case.body, dict) and "file" in case.body:
+    if not _positive(case) or not isinstance(case.body, dict):
+        return
+    route = (case.method.upper(), case.operation.path)
+    if route == ("POST", "/v1/files") and "file" in case.body:
         line = {
             "custom_id": f"fuzz-{next(_uploads)}",
             "messages": [{"role": "user", "content": "Привет! Как дела?"}],
         }
         case.body = {**case.body, "file": json.dumps(line, ensure_ascii=False)}
+    elif route == ("POST", "/v1/webhooks") and "url" in case.body:
+        case.body = {**case.body, "url": f"http://127.0.0.1:9/fuzz-{next(_uploads)}"}
