@@ -1,6 +1,6 @@
 """What the schema-driven fuzz run is told beyond the OpenAPI document.
 
-Loaded by ``st run`` (``SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks``). Three rules of the
+Loaded by ``st run`` (``SCHEMATHESIS_HOOKS=tests.support.fuzz_hooks``). Four rules of the
 API cannot be said in JSON Schema, and the document says them in words instead: a batch
 uses each custom_id once, an uploaded file is JSONL of batch requests, a request's model
 must be served by an upstream that can carry it (the deployment's routing table; the API
