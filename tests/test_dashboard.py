@@ -93,19 +93,15 @@ def test_sign_in_submit_watch_cancel_and_download(service: Service, page: Page) 
     expect(errors.nth(1)).to_contain_text("line 3: custom_id 'a' is already used by line 1")
     expect(page.get_by_role("button", name="Submit batch")).to_be_disabled()
 
-    # A prompts file, checked, then submitted with the model typed in (this server lists
-    # no models) or chosen from the list (one that does).
+    # A prompts file, checked, then submitted with a model chosen from those served.
     page.get_by_label("Input file").set_input_files(
         {"name": "prompts.txt", "mimeType": "text/plain", "buffer": prompts()}
     )
     expect(page.locator("#check-result")).to_contain_text("16 requests (prompts) ready")
     expect(page.locator("#line-errors li")).to_have_count(0)
     model = page.get_by_label("Model (for lines that name none)")
-    if "/v1/models" in api.get("/openapi.json").json()["paths"]:
-        expect(model).to_have_js_property("tagName", "SELECT")
-    else:
-        expect(page.locator("#model-note")).to_contain_text("does not list its models")
-        model.fill("gpt-4")
+    expect(model).to_have_js_property("tagName", "SELECT")
+    model.select_option("gpt-4")
     page.get_by_label("Completion window").select_option("1h")
     page.get_by_role("button", name="Submit batch").click()
     page.wait_for_url(re.compile(r"/ui/batches/batch_[0-9a-f]+$"))

@@ -22,20 +22,13 @@ HERE = Path(__file__).parent
 STATIC_URL = "/ui/static"
 STATIC = HERE / "static"
 MEDIA_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
-MODELS_ROUTE = "/v1/models"
-
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
-
-
-def _has_route(app: FastAPI, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in app.routes)
 
 
 def _page(request: Request, services: ServicesDep, name: str, **extra: Any) -> HTMLResponse:
     context = {
         "auth": services.settings.auth_enabled,
-        "models_route": _has_route(request.app, MODELS_ROUTE),
         "static": STATIC_URL,
         "page": name,
         **extra,

@@ -92,13 +92,9 @@ async function send(event) {
   }
 }
 
-// The models the server lists, when it has that route; otherwise a free text field.
+// The models the server serves (GET /v1/models); a free text field if they cannot be listed.
 async function loadModels() {
   const note = $("model-note");
-  if (document.body.dataset.modelsRoute !== "yes") {
-    note.textContent = "This server does not list its models: type one.";
-    return;
-  }
   try {
     const listed = await api("/v1/models");
     const ids = (listed.data || []).map((m) => m.id).filter(Boolean);
