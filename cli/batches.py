@@ -85,7 +85,8 @@ def submit(
         fail(f"{file}: {exc.strerror or exc}")
     except InputError as exc:
         for n, why in exc.problems:
-            err.print(f"[red]{escape(str(file))}: line {n}:[/] {escape(why)}")
+            # One line each however long, for scripts and logs that read them.
+            err.print(f"[red]{escape(str(file))}: line {n}:[/] {escape(why)}", soft_wrap=True)
         fail(f"{file}: {len(exc.problems)} bad line(s); nothing was sent")
     body: dict[str, Any] = {"requests": parsed.requests}
     options = {
