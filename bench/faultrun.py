@@ -72,6 +72,11 @@ class Probe:
     calls: int = 0
 
 
+def _text(value: bytes | str) -> str:
+    """A Redis field or value as text (the client answers bytes)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -114,6 +119,11 @@ class Stack:
         proc = self.running[name]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def restart(self, name: str) -> None:
+        """SIGKILL the process, then start it again."""
+        self.kill(name)
+        self.start(name)
 
 
 def prober(
@@ -202,8 +212,8 @@ def check(
             elif job.output != texts.get(asked):
                 problems.append(f"{job.custom_id}: the output is not what the emulator sent")
             entries = [
-                {k.decode(): v.decode() for k, v in fields.items()}
-                for _id, fields in client.xrange(keys.job_stream(batch_id, job.custom_id))
+                {_text(k): _text(v) for k, v in (fields or {}).items()}
+                for _id, fields in client.xrange(keys.job_stream(batch_id, job.custom_id)) or []
             ]
             mine = [e for e in entries if e.get("attempt") == str(job.attempt)]
             text = "".join(e["text"] for e in mine if e["event"] == EV_CHUNK)
@@ -292,7 +302,7 @@ def main() -> None:  # noqa: C901 - one timeline, read top to bottom
             b_times.append(wait_ended(b, batch, 300))
             log(f"tenant b's batch during {label}: {b_times[-1]:.2f}s")
 
-        def fault(name: str, action: Callable[[], None]) -> None:
+        def fault(name: str, action: Callable[[], object]) -> None:
             probe.outage = name
             log(f"fault: {name}")
             action()
@@ -309,15 +319,13 @@ def main() -> None:  # noqa: C901 - one timeline, read top to bottom
 
         time.sleep(5)  # tenant a's work is under way on every worker
         tenant_b("the load")
-        fault("worker SIGKILL", lambda: (stack.kill("worker-1"), stack.start("worker-1")))
+        fault("worker SIGKILL", lambda: stack.restart("worker-1"))
         tenant_b("a killed worker")
         fault("Redis FLUSHALL", lambda: redis.Redis.from_url(env["AIVBATCH_REDIS_URL"]).flushall())
         fault("Redis restart", restart_redis)
         fault("PostgreSQL restart", lambda: restart_postgres(postgres, 5))
         tenant_b("after the outages")
-        fault(
-            "dispatcher SIGKILL", lambda: (stack.kill("dispatcher-1"), stack.start("dispatcher-1"))
-        )
+        fault("dispatcher SIGKILL", lambda: stack.restart("dispatcher-1"))
         for batch_id in batch_ids:
             wait_ended(a, batch_id, 900)
         stop_probe.set()

@@ -26,7 +26,9 @@ def _requests(*custom_ids: str) -> list[dict[str, object]]:
     return [{"custom_id": c, "messages": [{"role": "user", "content": c}]} for c in custom_ids]
 
 
-def _end(database_url: str, batch_id: str, outcomes: dict[str, tuple[JobStatus, str | None]]):
+def _end(
+    database_url: str, batch_id: str, outcomes: dict[str, tuple[JobStatus, str | None]]
+) -> None:
     """Claim the named jobs and record how they ended, as a worker would."""
     db = Database.from_url(database_url)
     try:
@@ -141,7 +143,7 @@ def test_listing_and_errors_refuse_bad_input_with_4xx(
 ) -> None:
     batch = api.post("/v1/batches", json={"requests": _requests("x")}).json()
     path = f"/v1/batches/{batch['id']}/jobs"
-    cases = [
+    cases: list[tuple[dict[str, str | int], str]] = [
         ({"status": "exploded"}, "status"),
         ({"limit": 0}, "limit"),
         ({"limit": "many"}, "limit"),

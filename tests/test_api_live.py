@@ -219,11 +219,11 @@ def test_metrics_and_the_upstream_key_stays_secret(
             for row in session.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
         ]
     client = redis.Redis.from_url(redis_url)
-    values = []
+    values: list[str] = []
     for key in client.scan_iter(match=f"{redis_prefix}:*"):
         kind = client.type(key)
         if kind == b"stream":
-            values += [repr(fields) for _id, fields in client.xrange(key)]
+            values += [repr(fields) for _id, fields in client.xrange(key) or []]
         elif kind == b"hash":
             values.append(repr(client.hgetall(key)))
     client.close()

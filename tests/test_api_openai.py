@@ -65,8 +65,14 @@ def test_files_create_batches_create_retrieve_content_parse(
     )
     assert batch.status == "in_progress" and batch.request_counts is not None
     assert batch.request_counts.total == 9
+    batch_id = batch.id
+
+    def ended() -> openai.types.Batch | None:
+        latest = client.batches.retrieve(batch_id)
+        return latest if latest.status in ENDED else None
+
     batch = wait_until(
-        lambda: (b := client.batches.retrieve(batch.id)).status in ENDED and b,
+        ended,
         timeout=60,
         every=0.5,
         what="the batch to end",
@@ -77,6 +83,7 @@ def test_files_create_batches_create_retrieve_content_parse(
     assert batch.usage is not None and batch.usage.total_tokens is not None
     raw = client.batches.with_raw_response.retrieve(batch.id).http_response.json()
     openai.types.Batch.model_validate(raw, strict=True)
+    assert batch.request_counts is not None
     assert (batch.request_counts.completed, batch.request_counts.failed) == (8, 1)
     assert batch.output_file_id and batch.error_file_id
 

@@ -5,6 +5,7 @@ error fails a test (tests/support/browser.py)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable
@@ -157,6 +158,11 @@ def test_sign_in_submit_watch_cancel_and_download(service: Service, page: Page) 
     expect(page.locator("#action-status")).to_have_text("Error file downloaded.")
 
 
+def _completed(api: httpx.Client, batch_id: str) -> bool:
+    """Whether the batch has completed."""
+    return bool(api.get(f"/v1/batches/{batch_id}").json()["status"] == "completed")
+
+
 def test_the_batches_list_filters_pages_and_updates_live(service: Service, page: Page) -> None:
     key = service.key()
     api = service.api.client(key)
@@ -164,7 +170,7 @@ def test_the_batches_list_filters_pages_and_updates_live(service: Service, page:
     done = [api.post("/v1/batches", json={"requests": quick}).json()["id"] for _ in range(2)]
     for batch_id in done:
         wait_until(
-            lambda b=batch_id: api.get(f"/v1/batches/{b}").json()["status"] == "completed",
+            functools.partial(_completed, api, batch_id),
             timeout=30,
             what="the quick batches to complete",
         )

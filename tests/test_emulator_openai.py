@@ -20,14 +20,14 @@ import pydantic
 import pytest
 from httpx_sse import connect_sse
 from openai.types import Completion, CreateEmbeddingResponse, Model
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionFunctionToolParam
 from openai.types.responses import Response, ResponseStreamEvent
 
 from tests.support.emulator import EmulatorServer, marker
 
 MODEL = "gpt-4o-mini"
 EVENT = pydantic.TypeAdapter(ResponseStreamEvent)
-WEATHER = {
+WEATHER: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -44,7 +44,10 @@ WEATHER = {
         },
     },
 }
-CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+CLOCK: ChatCompletionFunctionToolParam = {
+    "type": "function",
+    "function": {"name": "get_time", "parameters": {"type": "object"}},
+}
 
 
 def chat(content: str = "Tell me about rivers", **fields: Any) -> dict[str, Any]:
@@ -194,7 +197,7 @@ def test_openai_client_streams_n_tools_logprobs_and_formats(client: openai.OpenA
         stream=True,
         stream_options={"include_usage": True},
         n=2,
-        tools=[WEATHER, CLOCK],  # type: ignore[list-item]
+        tools=[WEATHER, CLOCK],
         tool_choice="required",
     )
     calls: dict[int, dict[str, str]] = {}
@@ -211,9 +214,9 @@ def test_openai_client_streams_n_tools_logprobs_and_formats(client: openai.OpenA
                     slot["id"], slot["name"] = call.id, call.function.name
                 slot["arguments"] += (call.function.arguments if call.function else None) or ""
     assert finish == {0: "tool_calls", 1: "tool_calls"}
-    for call in calls.values():
-        assert call["name"] == "get_weather" and call["id"].startswith("call_")
-        arguments = json.loads(call["arguments"])
+    for slot in calls.values():
+        assert slot["name"] == "get_weather" and slot["id"].startswith("call_")
+        arguments = json.loads(slot["arguments"])
         assert set(arguments) == {"city", "days", "unit"}
         assert isinstance(arguments["city"], str) and 1 <= arguments["days"] <= 7
         assert arguments["unit"] == "celsius"
@@ -222,14 +225,16 @@ def test_openai_client_streams_n_tools_logprobs_and_formats(client: openai.OpenA
     named = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "What time is it?"}],
-        tools=[WEATHER, CLOCK],  # type: ignore[list-item]
+        tools=[WEATHER, CLOCK],
         tool_choice={"type": "function", "function": {"name": "get_time"}},
     )
-    call = named.choices[0].message.tool_calls[0]  # type: ignore[index]
-    assert call.function.name == "get_time" and json.loads(call.function.arguments) == {}  # type: ignore[union-attr]
+    assert named.choices[0].message.tool_calls
+    picked = named.choices[0].message.tool_calls[0]
+    assert picked.type == "function"
+    assert picked.function.name == "get_time" and json.loads(picked.function.arguments) == {}
     assert named.choices[0].message.content is None
 
-    schema = {
+    schema: dict[str, Any] = {
         "type": "object",
         "properties": {
             "title": {"type": "string"},
@@ -350,7 +355,7 @@ def test_every_message_shape_is_accepted_and_counted(http: httpx.Client) -> None
     assert usage.prompt_tokens == 3 + 7 * 4 + (3 + 2 + 4 + 1 + 2 + 2 + 1 + 1 + 1) + 3 * 85
 
 
-BAD_CHAT = [
+BAD_CHAT: list[tuple[object, str]] = [
     ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     (chat(model=5), "model"),
     ({"model": MODEL}, "messages"),
@@ -412,7 +417,7 @@ BAD_CHAT = [
     (chat("hi " + "[[emulator chunks=many]]"), "emulator.chunks"),
     (chat("hi " + "[[emulator sse=fancy]]"), "emulator.sse"),
 ]
-BAD_OTHERS = [
+BAD_OTHERS: list[tuple[str, object, str]] = [
     ("/completions", {"model": MODEL}, "prompt"),
     ("/completions", {"model": MODEL, "prompt": [True]}, "prompt[0]"),
     ("/completions", {"model": MODEL, "prompt": "x", "logprobs": 9}, "logprobs"),
@@ -617,7 +622,11 @@ def test_responses_stream_events_and_whole(http: httpx.Client, client: openai.Op
     with client.responses.create(model=MODEL, input="Hello there", stream=True) as stream:
         kinds = [event.type for event in stream]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
-    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    schema: dict[str, object] = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+    }
     formatted = client.responses.create(
         model=MODEL,
         input="JSON please",

@@ -77,6 +77,7 @@ def test_workers_started_before_the_schema_wait_for_it(
         return len(logs) == 2 and all("waiting for the database schema" in t for t in logs)
 
     wait_until(waiting, 60, "the worker and the dispatcher waiting for the schema")
+    assert running.dispatcher is not None
     assert all(p.poll() is None for p in [*running.workers, running.dispatcher]), running.log_text()
     upgrade(url)
     db = Database.from_url(url)

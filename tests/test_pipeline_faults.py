@@ -156,7 +156,7 @@ def test_upstream_faults_are_retried_and_refusals_fail_once(
         retry_after=1,
         stall_seconds=30,
     )
-    refused = {i: {"fault": "403"} for i in range(0, 200, 40)}
+    refused: dict[int, dict[str, str | int]] = {i: {"fault": "403"} for i in range(0, 200, 40)}
     batch_id = submit(database, 200, per_job=refused)
     counts = running.wait_for(database, batch_id, timeout=90)
     assert counts["succeeded"] == 195 and counts["failed"] == 5, running.log_text()

@@ -214,7 +214,9 @@ def echoing(status: int, how: str, template: str) -> httpx.MockTransport:
         text = template.format(key=json.loads(request.content)["key"])
         if how == "json":
             return httpx.Response(status, json={"error": {"message": text}})
-        return httpx.Response(status, **{how: text})
+        if how == "html":
+            return httpx.Response(status, html=text)
+        return httpx.Response(status, text=text)
 
     return httpx.MockTransport(answer)
 

@@ -152,7 +152,7 @@ def test_the_request_passes_every_body_field_through() -> None:
         "stream": False,
         "stream_options": {"include_usage": False},
     }
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "developer", "content": "Be brief."},
         {
             "role": "user",

@@ -60,7 +60,7 @@ def test_a_good_file_is_read_in_order_with_defaults_filled() -> None:
     assert local.api_key_env == "LOCAL_API_KEY" and local.limited and not backup.limited
     assert (seed.kind, seed.base_url, seed.models) == ("aivvm", "http://127.0.0.1:9", AIVVM_MODELS)
     assert local.key(Settings(), {"LOCAL_API_KEY": "sk-1"}) == "sk-1"
-    assert seed.key(Settings(aivvm_key="k"), {}) == "k"  # type: ignore[arg-type]
+    assert seed.key(Settings(aivvm_key="k"), {}) == "k"
 
 
 def test_models_route_to_the_first_upstream_that_serves_them() -> None:

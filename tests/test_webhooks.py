@@ -3,11 +3,10 @@ that verifies every signature with `standardwebhooks`, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-from typing import Any
-
 import asyncio
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest

@@ -83,7 +83,8 @@ class StoppablePostgres:
     @property
     def url(self) -> str:
         """A SQLAlchemy URL for it."""
-        return "postgresql+psycopg" + self.server.get_uri().removeprefix("postgresql")
+        uri: str = self.server.get_uri()
+        return "postgresql+psycopg" + uri.removeprefix("postgresql")
 
     def close(self) -> None:
         """Stop it for good."""
