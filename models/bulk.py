@@ -5,12 +5,16 @@ processing, and executemany re-reads each parameter set); a batch of 50,000 then
 seconds. This writes through the driver instead: values shared by every row are
 processed once, per-row values by the column type's own processor (only where the type
 has one, and never for columns the caller hands in already bound), and PostgreSQL gets
-one COPY per chunk. Rows come in chunks, so a caller validating a stream of requests
-never holds more than a chunk of them.
+one COPY per chunk. SQLite gets one statement per chunk too, its rows as one JSON array
+read by ``json_each``: executemany binds each row in Python and gives up and takes back
+the GIL once a row, which starves a thread checking the next requests meanwhile (and
+costs more). Rows come in chunks, so a caller validating a stream of requests never holds
+more than a chunk of them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
@@ -70,6 +74,14 @@ class RowWriter:
             f"INSERT INTO {table.name} ({', '.join(self.names)})"
             f" VALUES ({', '.join([mark] * len(self.names))})"
         )
+        # SQLite: the rows as one JSON array of arrays, the shared values bound once.
+        self.json_sql = ""
+        if dialect.name == "sqlite":
+            picks = [f"json_extract(value, '$[{i}]')" for i in range(len(varying))]
+            self.json_sql = (
+                f"INSERT INTO {table.name} ({', '.join(self.names)})"
+                f" SELECT {', '.join([*picks, *['?'] * len(shared)])} FROM json_each(?)"
+            )
 
     def write(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert one chunk of rows."""
@@ -86,6 +98,14 @@ class RowWriter:
                 for row in rows:
                     copy.write_row(row + self.tail)
             return
+        if self.json_sql:
+            try:
+                array = _ROWS_ENCODER.encode(rows)
+            except (TypeError, ValueError):
+                pass  # a value JSON does not carry as it is (bytes, NaN): bound row by row
+            else:
+                connection.exec_driver_sql(self.json_sql, (*self.tail, array))
+                return
         tail = self.tail
         connection.exec_driver_sql(self.sql, [row + tail for row in rows])
 
@@ -94,6 +114,10 @@ class RowWriter:
         for index, process in self.processors:
             values[index] = process(values[index])
         return tuple(values)
+
+
+# Text as it is (SQLite reads UTF-8); NaN is no JSON for SQLite: refused, not guessed at.
+_ROWS_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def insert_rows(
