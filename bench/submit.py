@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.procs import Processes, proc_mem_mib, start_redis, wait_http  # noqa: E402
+from bench.procs import Processes, proc_cpu, proc_mem_mib, start_redis, wait_http  # noqa: E402
 from cli.embedded import free_port  # noqa: E402
 from models.migrate import upgrade  # noqa: E402
 
@@ -59,23 +59,27 @@ def _messages(i: int) -> list[dict[str, str]]:
 
 
 class PeakRss:
-    """How far a process's resident memory rises during a step (Linux /proc)."""
+    """How far a process's resident memory rises during a step, and the CPU time it uses
+    (Linux /proc): on a busy machine its CPU seconds say more than the wall clock."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.base = 0.0
+        self.cpu = 0.0
 
     def start(self) -> None:
         """Reset the process's peak to what it holds now."""
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")
         self.base = proc_mem_mib(self.pid, "VmRSS")
+        self.cpu = proc_cpu(self.pid)
 
     def rise(self, body_bytes: int) -> str:
-        """The rise since ``start``, in MiB and against the body's size and the target."""
+        """The CPU time and the memory rise since ``start`` (against the body and target)."""
+        cpu = proc_cpu(self.pid) - self.cpu
         rise = proc_mem_mib(self.pid, "VmHWM") - self.base
         times = rise / (body_bytes / 2**20)
         return (
-            f"API memory +{rise:.0f} MiB ({times:.1f}x the body,"
+            f"API CPU {cpu:.2f}s, API memory +{rise:.0f} MiB ({times:.1f}x the body,"
             f" target <= {TARGET_MEMORY:.0f}x: {_verdict(times <= TARGET_MEMORY)})"
         )
 
@@ -115,6 +119,7 @@ def main() -> None:
                 )
                 time.sleep(1)  # the sampler attaches
             print(f"database: {db_url.split('://')[0]}, {n} requests per batch")
+            print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             with httpx.Client(base_url=base, timeout=600) as client:
                 inline = json.dumps(
                     {
@@ -170,6 +175,7 @@ def main() -> None:
                     f"upload + create: {_seconds(both, n)} ({n / both:.0f} requests/s end to end)"
                 )
             print(f"API peak RSS: {proc_mem_mib(api.pid, 'VmHWM'):.0f} MiB")
+            print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
             if args.profile:
                 spy_proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
                 spy_proc.wait(60)

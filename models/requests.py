@@ -80,6 +80,14 @@ def defaults_from(
 
 def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -> NewJob:
     """One request, from an OpenAI batch line or a native request object."""
+    return request_with_text(obj, defaults, routing)[0]
+
+
+def request_with_text(
+    obj: Any, defaults: Defaults, routing: Routing | None = None
+) -> tuple[NewJob, str]:
+    """``request_from``, with the job's messages as the JSON text stored for them (made once
+    here, where the checks need it anyway)."""
     if not isinstance(obj, dict):
         raise InvalidRequest("a request must be a JSON object")
     custom_id = _custom_id(obj.get("custom_id"))
@@ -93,8 +101,9 @@ def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -
         )
     model = _model(body.get("model"), defaults)
     messages: list[dict[str, Any]] = []
+    text = "[]"
     if endpoint == CHAT:
-        messages = _messages(body.get("messages"))
+        messages, text = _messages(body.get("messages"))
     elif body.get(REQUIRED[endpoint]) in (None, "", []):
         raise InvalidRequest(f"body.{REQUIRED[endpoint]} is required for {endpoint}")
     params = {k: v for k, v in body.items() if k not in _NOT_PARAMS}
@@ -105,9 +114,11 @@ def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -
     chars_in = _characters(messages, system_message, params)
     upstream = None
     if routing is not None:
-        upstream, messages = _routed(model, messages, params, endpoint, routing)
+        upstream, routed = _routed(model, messages, params, endpoint, routing)
+        if routed is not messages:
+            messages, text = routed, messages_json(routed)
     # Built once: a frozen dataclass's __init__ (and replace) cost per field, per request.
-    return NewJob(
+    job = NewJob(
         custom_id=custom_id,
         model=model,
         messages=messages,
@@ -117,6 +128,7 @@ def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -
         upstream=upstream,
         chars_in=chars_in,
     )
+    return job, text
 
 
 def require_text(value: str, field: str) -> str:
@@ -213,14 +225,17 @@ def _model(model: Any, defaults: Defaults) -> str:
     return _sql_text(model, "model")
 
 
-def _messages(messages: Any) -> list[dict[str, Any]]:
+def _messages(messages: Any) -> tuple[list[dict[str, Any]], str]:
+    """The messages, checked, and their JSON text."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list")
     # Nearly every request is good: check each message's shape, then every string at once in
     # the messages' JSON text (a lone surrogate is written there as it is). On any doubt the
     # checks run again in order, message by message, so the first problem is the one named.
-    if all(map(_message_ok, messages)) and _text_clean(messages):
-        return messages
+    if all(map(_message_ok, messages)):
+        text = _json_text(messages)
+        if text is not None and _SURROGATE.search(text) is None:
+            return messages, text
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{i}] must be an object with role and content")
@@ -235,7 +250,7 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
                 " (objects with a type)"
             )
         _all_text(message, f"messages[{i}]")
-    return messages
+    return messages, messages_json(messages)
 
 
 def _message_ok(message: Any) -> bool:
@@ -245,11 +260,11 @@ def _message_ok(message: Any) -> bool:
     return content is None or _content_ok(content)
 
 
-def _text_clean(value: Any) -> bool:
+def _json_text(value: Any) -> str | None:
     try:
-        return _SURROGATE.search(messages_json(value)) is None
+        return messages_json(value)
     except (ValueError, TypeError, RecursionError):
-        return False
+        return None
 
 
 def _content_ok(content: Any) -> bool:
@@ -316,13 +331,13 @@ def _aivvm_messages(
             f" {', '.join(sorted(params))}; route the model to an upstream of kind openai"
             " to pass those through"
         )
+    # The usual messages, each {"role", "content"} (in that order) with text content, are
+    # taken as they are (and so is their JSON text, already made).
+    if all(map(_plain_text_message, messages)):
+        return messages
     out: list[dict[str, Any]] = []
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
-        # The usual message, {role, content} with text content, as it is.
-        if len(message) == 2 and isinstance(content, str) and role in AIVVM_ROLES:
-            out.append({"role": role, "content": content})
-            continue
         extra = sorted(set(message) - {"role", "content"})
         if role not in AIVVM_ROLES or extra:
             found = f"role {role}" if role not in AIVVM_ROLES else ", ".join(extra)
@@ -341,6 +356,15 @@ def _aivvm_messages(
             raise UnsupportedRequest(f"messages[{i}].content: {what} text only")
         out.append({"role": role, "content": content})
     return out
+
+
+def _plain_text_message(message: dict[str, Any]) -> bool:
+    return (
+        len(message) == 2
+        and next(iter(message)) == "role"
+        and message["role"] in AIVVM_ROLES
+        and isinstance(message.get("content"), str)
+    )
 
 
 def input_characters(job: NewJob) -> int:
