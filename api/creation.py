@@ -162,15 +162,19 @@ def _write(
 ) -> Batch:
     """Write the jobs ``check`` finds good as it goes; _Abandon if it finds a bad one."""
     writer = BatchWriter(session, spec)
-    with CheckThread(intake, check) as thread:
-        for chunk in thread.chunks():
-            if intake.failed:
-                continue  # rolled back at the end: the rest are only checked
-            for job, text in chunk:
-                writer.add(job, text)
-    if intake.failed:
-        raise _Abandon
-    intake.finish()
+    try:
+        with CheckThread(intake, check) as thread:
+            for chunk in thread.chunks():
+                if intake.failed:
+                    continue  # rolled back at the end: the rest are only checked
+                for job, text in chunk:
+                    writer.add(job, text)
+        if intake.failed:
+            raise _Abandon
+        intake.finish()
+    except BaseException as exc:
+        writer.abandon(exc)  # PostgreSQL: the COPY under way ends before the rollback
+        raise
     return writer.finish()
 
 

@@ -177,6 +177,10 @@ class BatchWriter:
         if len(self.pending) >= WRITE_CHUNK or self.pending_bytes >= WRITE_CHUNK_BYTES:
             self.flush()
 
+    def abandon(self, error: BaseException) -> None:
+        """Stop writing after ``error``; the caller rolls the transaction back."""
+        self.rows.close(error)
+
     def flush(self) -> None:
         """Write the jobs added so far."""
         self.rows.write(self.pending)
@@ -185,6 +189,7 @@ class BatchWriter:
     def finish(self) -> Batch:
         """Write what is left and record the batch's size; the caller commits."""
         self.flush()
+        self.rows.close()
         self.batch.total = self.count
         return self.batch
 
