@@ -17,7 +17,7 @@ from typing import Any
 
 from api.errors import BadRequests, LineProblem
 from models.batches import NewJob, messages_json
-from models.requests import Defaults, InvalidRequest, request_from
+from models.requests import Defaults, InvalidRequest, request_with_text
 from models.routing import Routing
 
 # Called with each good request and its messages as JSON text.
@@ -80,7 +80,7 @@ class Intake:
         """Check the request numbered ``n``; hand it on if it and all before it are good."""
         self._counted()
         try:
-            job = request_from(obj, self.defaults, self.routing)
+            job, text = request_with_text(obj, self.defaults, self.routing)
         except InvalidRequest as exc:
             self.problems.append(LineProblem(n, str(exc), exc.kind))
             return
@@ -89,7 +89,6 @@ class Intake:
             message = f"custom_id {job.custom_id!r} is already used by {self.label} {first}"
             self.problems.append(LineProblem(n, message, "duplicate"))
             return
-        text = messages_json(job.messages)
         size = utf8_size(text) + (utf8_size(messages_json(job.params)) if job.params else 0)
         size += utf8_size(job.system_message) if job.system_message else self.inherited_bytes
         if size > self.limits.max_request_bytes:

@@ -1,16 +1,16 @@
 """Creating a batch: from the inline requests of a JSON body, or from an uploaded file.
 
 One write transaction holds the batch and its jobs, written in chunks as the requests are
-checked; at the first bad request it is rolled back, and the rest are still checked so
-the answer names every bad one. The body was received whole before (api/body.py), so the
+checked (in a thread, api/overlap.py); after a bad request nothing more is written and the
+transaction is rolled back, and the rest are still checked so the answer names every bad
+one. The body was received whole before (api/body.py), so the
 transaction never waits on the client.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from api.batch_input import Intake, Limits, take_jsonl
 from api.errors import ApiError, BadRequests
 from api.inline_input import Outline, read_outline, requests
+from api.overlap import CheckThread
 from api.quotas import check_new_batch
 from api.responses import BatchObject
 from api.schemas import ID_PATTERN
@@ -139,31 +140,41 @@ def create_batch(services: Services, tenant: str, body: IO[bytes]) -> BatchObjec
         with services.db.write() as session:
             if outline.has_requests:
                 check_new_batch(session, settings, tenant, outline.count)
-                source: Iterator[tuple[int, Any]] = requests(body, backend)
-                batch = _write(session, spec, intake, source)
+                source = requests(body, backend)
+                batch = _write(session, spec, intake, lambda thread: _take(intake, thread, source))
             else:
                 batch = _write_from_file(session, services, spec, intake)
             return present(session, [batch])[0]
     except _Abandon:
         pass
-    # Rolled back: the rest are only checked, so the answer names every bad one.
-    if outline.has_requests:
-        for n, obj in source:
-            intake.take(n, obj)
+    # Rolled back; every request was checked, so the answer names every bad one.
     intake.finish()
     raise AssertionError("a batch with a bad request was not refused")
 
 
-def _write(
-    session: Session, spec: BatchSpec, intake: Intake, source: Iterator[tuple[int, Any]]
-) -> Batch:
-    writer = BatchWriter(session, spec)
-    intake.sink = writer.add
-    for n, obj in source:
+def _take(intake: Intake, thread: CheckThread, source: Iterator[tuple[int, Any]]) -> None:
+    for n, obj in thread.stoppable(source):
         intake.take(n, obj)
+
+
+def _write(
+    session: Session, spec: BatchSpec, intake: Intake, check: Callable[[CheckThread], object]
+) -> Batch:
+    """Write the jobs ``check`` finds good as it goes; _Abandon if it finds a bad one."""
+    writer = BatchWriter(session, spec)
+    try:
+        with CheckThread(intake, check) as thread:
+            for chunk in thread.chunks():
+                if intake.failed:
+                    continue  # rolled back at the end: the rest are only checked
+                for job, text in chunk:
+                    writer.add(job, text)
         if intake.failed:
             raise _Abandon
-    intake.finish()
+        intake.finish()
+    except BaseException as exc:
+        writer.abandon(exc)  # PostgreSQL: the COPY under way ends before the rollback
+        raise
     return writer.finish()
 
 
@@ -178,14 +189,11 @@ def _write_from_file(
             param="input_file_id",
         )
 
-    @contextmanager
-    def same_session() -> Iterator[Session]:
-        yield session
+    def check(thread: CheckThread) -> None:
+        # The checks' thread reads the content in its own short read transactions (the
+        # session stays with this thread); a bad line rolls the batch back all the same.
+        take_jsonl(intake, thread.stoppable(files.read_content(services.db.read, stored.id)))
 
-    writer = BatchWriter(session, spec)
-    intake.sink = writer.add
-    # Checked and written in this transaction: a bad line rolls it all back.
-    take_jsonl(intake, files.read_content(same_session, stored.id))
-    batch = writer.finish()
+    batch = _write(session, spec, intake, check)
     check_new_batch(session, services.settings, spec.tenant_id, intake.count)
     return batch

@@ -93,6 +93,8 @@ def _invalid_json(exc: Exception) -> ApiError:
 
 
 _STEP = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+_OPENS = frozenset(("start_map", "start_array"))
+_CLOSES = frozenset(("end_map", "end_array"))
 _KINDS = {
     "start_array": "array",
     "start_map": "an object",
@@ -154,22 +156,40 @@ def outline(spool: IO[bytes], backend: ModuleType) -> Outline:
     found = Outline()
     fields = _Fields(found)
     depth = 0
+    # Inside a request (deeper than 2, no field being kept) only the depth matters: those
+    # events, nearly all of them, take the short way.
+    deep = False
     spool.seek(0)
     for event, value in backend.basic_parse(spool, use_float=True):
+        if deep:
+            if event in _OPENS:
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _too_deep()
+            elif event in _CLOSES:
+                depth -= 1
+                deep = depth > 2
+            continue
         step = _STEP.get(event, 0)
         if step > 0:
             depth += 1
             if depth > MAX_DEPTH:
-                raise ApiError(f"the body nests deeper than {MAX_DEPTH} levels", param="body")
+                raise _too_deep()
             if depth == 3:
                 fields.items += 1
         if depth > 2 and fields.builder is None:
             depth += min(step, 0)
+            deep = depth > 2
             continue
         fields.take(event, value, depth, step)
         depth += min(step, 0)
         fields.closed(event, depth, step)
+        deep = depth > 2 and fields.builder is None
     return found
+
+
+def _too_deep() -> ApiError:
+    return ApiError(f"the body nests deeper than {MAX_DEPTH} levels", param="body")
 
 
 def read_outline(spool: IO[bytes]) -> tuple[Outline, ModuleType]:

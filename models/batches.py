@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -167,7 +167,7 @@ class BatchWriter:
                 messages_json,
                 job.temperature,
                 job.system_message,
-                _MESSAGES_ENCODER.encode(job.params) if job.params else None,
+                _encode(job.params) if job.params else None,
                 job.upstream,
                 chars_in,
             )
@@ -177,6 +177,10 @@ class BatchWriter:
         if len(self.pending) >= WRITE_CHUNK or self.pending_bytes >= WRITE_CHUNK_BYTES:
             self.flush()
 
+    def abandon(self, error: BaseException) -> None:
+        """Stop writing after ``error``; the caller rolls the transaction back."""
+        self.rows.close(error)
+
     def flush(self) -> None:
         """Write the jobs added so far."""
         self.rows.write(self.pending)
@@ -185,6 +189,7 @@ class BatchWriter:
     def finish(self) -> Batch:
         """Write what is left and record the batch's size; the caller commits."""
         self.flush()
+        self.rows.close()
         self.batch.total = self.count
         return self.batch
 
@@ -193,9 +198,36 @@ class BatchWriter:
 _MESSAGES_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
+def _c_encoder() -> Callable[[Any], str]:
+    """The C encoder behind ``_MESSAGES_ENCODER``, made once (its ``encode`` makes one per
+    call, most of the cost of a short request's messages); that encoder where there is none.
+
+    Parsed JSON holds no cycles, so the C encoder skips the check for them.
+    """
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    try:
+        encode = make(
+            None,
+            _MESSAGES_ENCODER.default,
+            json.encoder.encode_basestring,
+            None,
+            ":",
+            ",",
+            False,
+            False,
+            True,
+        )
+    except TypeError:  # no C encoder, or one this code does not know how to call
+        return _MESSAGES_ENCODER.encode
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _c_encoder()
+
+
 def messages_json(messages: list[dict[str, Any]] | dict[str, Any]) -> str:
     """Messages (or passthrough fields) as the JSON text stored for them."""
-    return _MESSAGES_ENCODER.encode(messages)
+    return _encode(messages)
 
 
 def create_batch(

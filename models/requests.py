@@ -14,10 +14,10 @@ cannot carry is refused now, by line, rather than failing later, job by job.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
-from models.batches import NewJob
+from models.batches import NewJob, messages_json
 from models.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, ENDPOINTS, KIND_ENDPOINTS, RESPONSES
 from models.routing import Route, Routing
 from models.upstreams import AIVVM_MODELS
@@ -36,6 +36,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Body fields read into their own columns, and the ones the service sets itself.
 OWN_FIELDS = ("custom_id", "model", "messages", "temperature", "system_message")
 OURS = ("stream", "stream_options")
+_NOT_PARAMS = frozenset((*OWN_FIELDS, *OURS))
 # What each endpoint's body must hold besides the model.
 REQUIRED = {EMBEDDINGS: "input", RESPONSES: "input", COMPLETIONS: "prompt"}
 # The Aivvm protocol carries text messages and these two options, nothing else.
@@ -79,6 +80,14 @@ def defaults_from(
 
 def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -> NewJob:
     """One request, from an OpenAI batch line or a native request object."""
+    return request_with_text(obj, defaults, routing)[0]
+
+
+def request_with_text(
+    obj: Any, defaults: Defaults, routing: Routing | None = None
+) -> tuple[NewJob, str]:
+    """``request_from``, with the job's messages as the JSON text stored for them (made once
+    here, where the checks need it anyway)."""
     if not isinstance(obj, dict):
         raise InvalidRequest("a request must be a JSON object")
     custom_id = _custom_id(obj.get("custom_id"))
@@ -92,24 +101,34 @@ def request_from(obj: Any, defaults: Defaults, routing: Routing | None = None) -
         )
     model = _model(body.get("model"), defaults)
     messages: list[dict[str, Any]] = []
+    text = "[]"
     if endpoint == CHAT:
-        messages = _messages(body.get("messages"))
+        messages, text = _messages(body.get("messages"))
     elif body.get(REQUIRED[endpoint]) in (None, "", []):
         raise InvalidRequest(f"body.{REQUIRED[endpoint]} is required for {endpoint}")
-    params = {k: v for k, v in body.items() if k not in OWN_FIELDS and k not in OURS}
-    _all_text(params, "body")
+    params = {k: v for k, v in body.items() if k not in _NOT_PARAMS}
+    if params:
+        _all_text(params, "body")
+    temperature = _temperature(body.get("temperature"), defaults)
+    system_message = _system_message(body.get("system_message"), defaults)
+    chars_in = _characters(messages, system_message, params)
+    upstream = None
+    if routing is not None:
+        upstream, routed = _routed(model, messages, params, endpoint, routing)
+        if routed is not messages:
+            messages, text = routed, messages_json(routed)
+    # Built once: a frozen dataclass's __init__ (and replace) cost per field, per request.
     job = NewJob(
         custom_id=custom_id,
         model=model,
         messages=messages,
-        temperature=_temperature(body.get("temperature"), defaults),
-        system_message=_system_message(body.get("system_message"), defaults),
+        temperature=temperature,
+        system_message=system_message,
         params=params,
+        upstream=upstream,
+        chars_in=chars_in,
     )
-    job = replace(job, chars_in=input_characters(job))
-    if routing is not None:
-        job = _routed(job, endpoint, routing)
-    return job
+    return job, text
 
 
 def require_text(value: str, field: str) -> str:
@@ -128,15 +147,32 @@ def _sql_text(value: str, field: str) -> str:
 
 def _all_text(value: Any, field: str) -> None:
     """Every string in a JSON value is text (kept as JSON, NUL characters are fine)."""
+    # Nearly every value is clean: check it without building a field name per string, and
+    # walk it again, naming the field, only when it holds a surrogate.
+    if not _clean(value):
+        _name_surrogate(value, field)
+
+
+def _clean(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is None
+    if isinstance(value, dict):
+        return all(_SURROGATE.search(str(key)) is None and _clean(v) for key, v in value.items())
+    if isinstance(value, list):
+        return all(map(_clean, value))
+    return True
+
+
+def _name_surrogate(value: Any, field: str) -> None:
     if isinstance(value, str):
         require_text(value, field)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            _all_text(item, f"{field}[{i}]")
+            _name_surrogate(item, f"{field}[{i}]")
     elif isinstance(value, dict):
         for key, item in value.items():
             require_text(str(key), field)
-            _all_text(item, f"{field}.{key}")
+            _name_surrogate(item, f"{field}.{key}")
 
 
 def _custom_id(custom_id: Any) -> str:
@@ -189,9 +225,17 @@ def _model(model: Any, defaults: Defaults) -> str:
     return _sql_text(model, "model")
 
 
-def _messages(messages: Any) -> list[dict[str, Any]]:
+def _messages(messages: Any) -> tuple[list[dict[str, Any]], str]:
+    """The messages, checked, and their JSON text."""
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages must be a non-empty list")
+    # Nearly every request is good: check each message's shape, then every string at once in
+    # the messages' JSON text (a lone surrogate is written there as it is). On any doubt the
+    # checks run again in order, message by message, so the first problem is the one named.
+    if all(map(_message_ok, messages)):
+        text = _json_text(messages)
+        if text is not None and _SURROGATE.search(text) is None:
+            return messages, text
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise InvalidRequest(f"messages[{i}] must be an object with role and content")
@@ -206,7 +250,21 @@ def _messages(messages: Any) -> list[dict[str, Any]]:
                 " (objects with a type)"
             )
         _all_text(message, f"messages[{i}]")
-    return messages
+    return messages, messages_json(messages)
+
+
+def _message_ok(message: Any) -> bool:
+    if not isinstance(message, dict) or message.get("role") not in ROLES:
+        return False
+    content = message.get("content")
+    return content is None or _content_ok(content)
+
+
+def _json_text(value: Any) -> str | None:
+    try:
+        return messages_json(value)
+    except (ValueError, TypeError, RecursionError):
+        return None
 
 
 def _content_ok(content: Any) -> bool:
@@ -233,39 +291,52 @@ def _system_message(value: Any, defaults: Defaults) -> str | None:
     return _sql_text(value, "system_message")
 
 
-def _routed(job: NewJob, endpoint: str, routing: Routing) -> NewJob:
-    """The job bound to the upstream that will serve it, or the refusal saying why none can."""
-    route = routing.route(job.model)
+def _routed(
+    model: str,
+    messages: list[dict[str, Any]],
+    params: dict[str, Any],
+    endpoint: str,
+    routing: Routing,
+) -> tuple[str, list[dict[str, Any]]]:
+    """The upstream that will serve the request and the messages it takes, or the refusal
+    saying why none can."""
+    route = routing.route(model)
     if route is None:
         raise UnsupportedRequest(
-            f"model {job.model!r} is not served here; models served: {routing.served_text()}"
+            f"model {model!r} is not served here; models served: {routing.served_text()}"
         )
     upstream = route.upstream
     supported = KIND_ENDPOINTS.get(upstream.kind, ())
     if endpoint not in supported:
         raise UnsupportedRequest(
-            f"model {job.model!r} is served by upstream {upstream.name!r} (kind {upstream.kind}),"
+            f"model {model!r} is served by upstream {upstream.name!r} (kind {upstream.kind}),"
             f" which supports only {', '.join(supported)}, not {endpoint}"
         )
     if upstream.kind == "aivvm":
-        return replace(job, upstream=upstream.name, messages=_aivvm_messages(job, route))
-    return replace(job, upstream=upstream.name)
+        return upstream.name, _aivvm_messages(model, messages, params, route)
+    return upstream.name, messages
 
 
-def _aivvm_messages(job: NewJob, route: Route) -> list[dict[str, Any]]:
+def _aivvm_messages(
+    model: str, messages: list[dict[str, Any]], params: dict[str, Any], route: Route
+) -> list[dict[str, Any]]:
     """Text messages for the Aivvm protocol (text parts joined), or the refusal naming why."""
     name = route.upstream.name
-    what = f"model {job.model!r} is served by upstream {name!r} (kind aivvm), which takes"
+    what = f"model {model!r} is served by upstream {name!r} (kind aivvm), which takes"
     if route.model not in AIVVM_MODELS:
         raise UnsupportedRequest(f"{what} only the models {', '.join(AIVVM_MODELS)}")
-    if job.params:
+    if params:
         raise UnsupportedRequest(
             f"{what} only messages, temperature and system_message, not"
-            f" {', '.join(sorted(job.params))}; route the model to an upstream of kind openai"
+            f" {', '.join(sorted(params))}; route the model to an upstream of kind openai"
             " to pass those through"
         )
+    # The usual messages, each {"role", "content"} (in that order) with text content, are
+    # taken as they are (and so is their JSON text, already made).
+    if all(map(_plain_text_message, messages)):
+        return messages
     out: list[dict[str, Any]] = []
-    for i, message in enumerate(job.messages):
+    for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         extra = sorted(set(message) - {"role", "content"})
         if role not in AIVVM_ROLES or extra:
@@ -287,13 +358,29 @@ def _aivvm_messages(job: NewJob, route: Route) -> list[dict[str, Any]]:
     return out
 
 
+def _plain_text_message(message: dict[str, Any]) -> bool:
+    return (
+        len(message) == 2
+        and next(iter(message)) == "role"
+        and message["role"] in AIVVM_ROLES
+        and isinstance(message.get("content"), str)
+    )
+
+
 def input_characters(job: NewJob) -> int:
     """The request's text in characters: message text, system message, input or prompt."""
-    total = len(job.system_message or "")
-    for message in job.messages:
+    return _characters(job.messages, job.system_message, job.params)
+
+
+def _characters(
+    messages: list[dict[str, Any]], system_message: str | None, params: dict[str, Any]
+) -> int:
+    total = len(system_message or "")
+    for message in messages:
         total += _text_length(message.get("content"))
-    for key in ("input", "prompt", "instructions"):
-        total += _text_length(job.params.get(key))
+    if params:
+        for key in ("input", "prompt", "instructions"):
+            total += _text_length(params.get(key))
     return total
 
 

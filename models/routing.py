@@ -16,6 +16,8 @@ from models.settings import Settings
 from models.upstreams import Upstream, load_upstreams
 
 _GLOB = set("*?[")
+# Models whose route is remembered: a batch names a few, checked once per request.
+ROUTE_CACHE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,7 @@ class Routing:
     def __init__(self, upstreams: Iterable[Upstream], source: str = "") -> None:
         self.upstreams = {u.name: u for u in upstreams}
         self.source = source
+        self._routes: dict[str, Route | None] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Routing:
@@ -44,6 +47,16 @@ class Routing:
 
     def route(self, model: str) -> Route | None:
         """The upstream serving ``model``, or None when none does."""
+        try:
+            return self._routes[model]
+        except KeyError:
+            pass
+        if len(self._routes) >= ROUTE_CACHE:
+            self._routes.clear()  # models are the client's choice: the cache stays bounded
+        found = self._routes[model] = self._find(model)
+        return found
+
+    def _find(self, model: str) -> Route | None:
         for upstream in self.upstreams.values():
             if serves(upstream, model):
                 return Route(upstream, upstream.model_map.get(model, model))
