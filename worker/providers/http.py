@@ -19,6 +19,7 @@ pass none, and read the process's settings there, at that edge.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
@@ -60,6 +61,13 @@ def with_overrides(
         write=own.write if stall is None else stall,
         pool=own.pool,
     )
+
+
+@functools.lru_cache(maxsize=256)
+def parsed_url(url: str) -> httpx.URL:
+    """``url`` parsed once: httpx parses a string URL on every request (a regex per part,
+    a few per cent of a worker's CPU); an ``httpx.URL`` is immutable, so one is shared."""
+    return httpx.URL(url)
 
 
 def make_client(settings: Settings, **client_kwargs: Any) -> httpx.Client:
