@@ -88,7 +88,7 @@ def run_reference(
         f"reading only: {result['streams_s']:.1f} streams/s, "
         f"{result['chunks_s']:.0f} chunks/s, client CPU {result['cpu_s']:.2f}s "
         f"({result['cpu_ms_per_stream']:.2f} ms per stream), "
-        f"emulator CPU {result['emulator_cpu_s']:.1f}s"
+        f"emulator CPU {result['emulator_cpu_s']:.1f}s; {result['failed']} streams failed"
     )
     return result
 
