@@ -14,6 +14,7 @@ import typer
 
 from cli.schema import shown_url, upgrade
 from cli.upstreams import require_routing
+from cli.workerpool import WorkerPool
 from models.settings import get_settings
 
 # Open event streams would otherwise hold a stopping API until every watcher leaves.
@@ -58,10 +59,21 @@ def api(
     _exec_module("uvicorn", api_argv(host, port))
 
 
-def worker() -> None:
-    """Run one worker process (start more, on any machine, to scale out)."""
+def worker(
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes to run and keep running (default: one per core)."
+        ),
+    ] = None,
+) -> None:
+    """Run worker processes, one per core by default (start more, on any machine, to scale
+    out); one that dies is restarted, and SIGTERM stops them all."""
     require_routing()
-    _exec_module("worker", [])
+    count = processes or os.cpu_count() or 1
+    if count == 1:
+        _exec_module("worker", [])
+    WorkerPool(count).run()
 
 
 def dispatcher() -> None:

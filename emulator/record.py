@@ -11,7 +11,8 @@ RING_SIZE = 10_000
 
 
 class RequestLog:
-    """The most recent protocol calls as received: path, method, headers, parsed body."""
+    """The most recent protocol calls as received: path, method, headers, parsed body, and the
+    client's address (its port tells which connection carried the call)."""
 
     def __init__(self, size: int = RING_SIZE) -> None:
         self._ring: deque[dict[str, Any]] = deque(maxlen=size)
@@ -28,6 +29,7 @@ class RequestLog:
                 "method": scope["method"],
                 "headers": headers,
                 "body": body,
+                "client": list(scope.get("client") or ()),
                 "received_at": time.time(),
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,11 @@ class Settings(BaseSettings):
     )
     http_keepalive: int = Field(
         default=20, ge=1, description="Idle upstream connections kept per client."
+    )
+    http_transport: Literal["aiohttp", "httpcore"] = Field(
+        default="aiohttp",
+        description="Under the workers' httpx clients: aiohttp's HTTP/1.1 (a third of the CPU"
+        " per stream, bench/reference.py) or httpx's own httpcore.",
     )
     streams_per_client: int = Field(
         default=64,

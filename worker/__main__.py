@@ -18,6 +18,8 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # httpx logs every request at INFO: a line per job, a few per cent of the worker's CPU.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         Routing.from_settings(get_settings())
     except ConfigError as exc:

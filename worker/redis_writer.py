@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # While Redis is away, how often the flush loop tries it again.
 PROBE_EVERY = 1.0
+# The longest one pipeline may take, its round trip included: past it Redis counts as away.
+PIPELINE_TIMEOUT = 3.0
 
 
 @dataclass(slots=True)
@@ -50,6 +52,8 @@ class _Pending:
     capped: set[str] = field(default_factory=set)
     # Streams to delete before their entries are added (rewritten whole).
     replace: set[str] = field(default_factory=set)
+    # Streams whose time to live is set (again) by this flush.
+    expire: set[str] = field(default_factory=set)
     # Hash counters, by key then field: integer and float increments.
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     sums: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -65,8 +69,10 @@ class RedisWriter:
         flush_ms: float,
         retention: int,
         probe_every: float = PROBE_EVERY,
+        timeout: float = PIPELINE_TIMEOUT,
     ) -> None:
         self._client = client
+        self._timeout = timeout
         self._probe_every = probe_every
         self._interval = flush_ms / 1000
         self._retention = retention
@@ -78,6 +84,9 @@ class RedisWriter:
         self.dropped = 0
         # Streams that lost entries in a dropped write: rewritten whole when their job ends.
         self.damaged: set[str] = set()
+        # Job streams given their time to live by a flush of this attempt: their chunks need
+        # no EXPIRE each (half the commands of a flush); the terminal entry sets it afresh.
+        self._expiring: set[str] = set()
         self._last_try = 0.0
         self._redis = Outage("Redis", log)
         self.flushes = 0
@@ -95,11 +104,13 @@ class RedisWriter:
             last[F_TEXT] += text
             return
         entries.append(chunk_entry(attempt, text, offset=offset, ts_ms=int(time.time() * 1000)))
+        self._expire_once(key)
 
     def rewrite(self, key: str, entries: list[dict[str, str]]) -> None:
         """Replace a stream whole with ``entries`` at the next flush."""
         self._pending.entries[key] = entries
         self._pending.replace.add(key)
+        self._pending.expire.add(key)
         self.damaged.discard(key)
 
     def delta(self, key: str, attempt: int, choice: int, text: str) -> None:
@@ -144,10 +155,22 @@ class RedisWriter:
             last[text_field] += text
             return
         entries.append({**fields, text_field: text, F_TS: str(int(time.time() * 1000))})
+        self._expire_once(key)
+
+    def _expire_once(self, key: str) -> None:
+        if key not in self._expiring:
+            self._expiring.add(key)
+            self._pending.expire.add(key)
+
+    def forget(self, key: str) -> None:
+        """A job stream's attempt ended (its terminal entry is queued): stop tracking it."""
+        self._expiring.discard(key)
+        self.damaged.discard(key)
 
     def entry(self, key: str, fields: dict[str, str], *, capped: bool = False) -> None:
         """Queue one entry as it is (``capped`` streams are trimmed to about EVENTS_MAXLEN)."""
         self._pending.entries.setdefault(key, []).append(fields)
+        self._pending.expire.add(key)
         if capped:
             self._pending.capped.add(key)
 
@@ -200,6 +223,8 @@ class RedisWriter:
     def _lost(self, pending: _Pending) -> None:
         self.dropped += sum(len(entries) for entries in pending.entries.values())
         self.damaged.update(key for key in pending.entries if key not in pending.capped)
+        # Their EXPIRE was lost with them: the next entry of each sets it.
+        self._expiring.difference_update(pending.expire)
 
     async def _flush(self) -> None:
         pending, self._pending = self._pending, _Pending()
@@ -213,7 +238,8 @@ class RedisWriter:
             maxlen = EVENTS_MAXLEN if key in pending.capped else None
             for fields in entries:
                 pipe.xadd(key, fields, maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
-            pipe.expire(key, self._retention)
+            if key in pending.expire:
+                pipe.expire(key, self._retention)
         for key, counts in pending.counts.items():
             for name, n in counts.items():
                 pipe.hincrby(key, name, n)
@@ -221,7 +247,10 @@ class RedisWriter:
             for name, x in sums.items():
                 pipe.hincrbyfloat(key, name, x)
         try:
-            await pipe.execute()
+            # A timeout here closes the connection mid-reply (redis-py drops a connection
+            # whose read is cancelled), so no later pipeline reads this one's replies.
+            async with asyncio.timeout(self._timeout):
+                await pipe.execute()
             self.flushes += 1
             self._redis.ok()
         except (RedisError, OSError) as exc:

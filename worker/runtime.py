@@ -86,8 +86,21 @@ class Runtime:
             socket_connect_timeout=REDIS_TIMEOUT,
         )
         self.redis = aioredis.Redis(connection_pool=pool)
+        # The writer's pipelines hold hundreds of replies: a socket timeout times each
+        # reply read (a few per cent of the worker's CPU), so its connections have none
+        # and the writer bounds each whole pipeline by REDIS_TIMEOUT instead.
+        writer_pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=4,
+            timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
+        self.writer_redis = aioredis.Redis(connection_pool=writer_pool)
         self.writer = RedisWriter(
-            self.redis, flush_ms=settings.chunk_flush_ms, retention=settings.redis_retention
+            self.writer_redis,
+            flush_ms=settings.chunk_flush_ms,
+            retention=settings.redis_retention,
+            timeout=REDIS_TIMEOUT,
         )
         self.clients = ClientShards.for_settings(settings)
         self.limits = UpstreamLimits(
@@ -218,6 +231,7 @@ class Runtime:
         await self.writer.close(timeout=min(1.0, left_()))
         await self.clients.aclose()
         await self.redis.aclose(close_connection_pool=True)
+        await self.writer_redis.aclose(close_connection_pool=True)
         log.info("stopped in %.1fs", SHUTDOWN_GRACE_SECONDS - left_())
 
     def _hand_back(self, left: dict[int, int], unstarted: list[str]) -> None:

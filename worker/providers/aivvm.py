@@ -26,7 +26,12 @@ from worker.providers import wire
 from worker.providers.base import AbstractProvider, AsyncResult, CreateResult, Messages
 from worker.providers.decoding import TextStream
 from worker.providers.errors import UnsupportedModel
-from worker.providers.http import shared_async_client, shared_client, with_overrides
+from worker.providers.http import (
+    parsed_url,
+    shared_async_client,
+    shared_client,
+    with_overrides,
+)
 
 MODEL_TABLE: dict[str, dict[str, str]] = {
     "gpt-3.5-turbo": {"id": "gpt-3.5-turbo", "name": "GPT-3.5"},
@@ -67,7 +72,7 @@ ERROR_BODY_LIMIT = 64 * 1024
 class _Call:
     """One prepared request; ``secret`` is kept only to mask it in error messages."""
 
-    url: str
+    url: httpx.URL
     headers: dict[str, str]
     body: dict[str, Any]
     connect: float | None
@@ -75,7 +80,7 @@ class _Call:
     secret: str
 
     def __repr__(self) -> str:
-        return f"_Call({self.url!r})"
+        return f"_Call({str(self.url)!r})"
 
     def timeout(self, client: httpx.Client | httpx.AsyncClient) -> Any:
         """Per-request timeouts when overridden, else the client's own."""
@@ -85,7 +90,7 @@ class _Call:
 
     def fail(self, exc: httpx.RequestError, text: TextStream | None, stall: float | None) -> Any:
         """The provider error for a transport failure of this call."""
-        origin = wire.origin_of(httpx.URL(self.url))
+        origin = wire.origin_of(self.url)
         return wire.transport_error(exc, text, stall=stall, origin=origin)
 
 
@@ -172,7 +177,7 @@ class Aivvm(AbstractProvider):
         body = cls.request_body(model, messages, **kwargs)
         base_url = kwargs.get("base_url")
         return _Call(
-            url=cls.base_url(base_url) + "/api/chat",
+            url=parsed_url(cls.base_url(base_url) + "/api/chat"),
             headers=cls.request_headers(base_url),
             body=body,
             connect=kwargs.get("connect_timeout"),
@@ -184,7 +189,7 @@ class Aivvm(AbstractProvider):
     def _prepare_list(cls, base_url: str | None, kwargs: dict[str, Any]) -> _Call:
         headers = {**cls.request_headers(base_url), "accept": "application/json"}
         return _Call(
-            url=cls.base_url(base_url) + "/api/models",
+            url=parsed_url(cls.base_url(base_url) + "/api/models"),
             headers=headers,
             body={},
             connect=kwargs.get("connect_timeout"),

@@ -6,7 +6,9 @@ to the loop that opened them). The keep-alive pool stays small (about 20): httpx
 bookkeeping collapses when ``max_keepalive_connections`` nears the number of concurrent
 streams (measured: 34 streams/s), while total connections are unbounded so hundreds of
 streams run at once. The read timeout applies to every socket read, so it is the longest
-silence allowed between two chunks: the stall timeout.
+silence allowed between two chunks: the stall timeout. Async clients run over the
+transport ``AIVBATCH_HTTP_TRANSPORT`` names (worker/providers/transport.py: aiohttp by
+default, httpcore on demand); the pool figures above are httpcore's.
 
 Every builder takes its settings as arguments: workers build their clients from the
 settings their runtime holds (``ClientShards.for_settings``) at process start and close them
@@ -17,6 +19,7 @@ pass none, and read the process's settings there, at that edge.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
@@ -25,6 +28,7 @@ from typing import Any
 import httpx
 
 from models.settings import Settings, get_settings
+from worker.providers.transport import async_transport
 
 _lock = threading.Lock()
 _sync_client: httpx.Client | None = None
@@ -59,6 +63,13 @@ def with_overrides(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def parsed_url(url: str) -> httpx.URL:
+    """``url`` parsed once: httpx parses a string URL on every request (a regex per part,
+    a few per cent of a worker's CPU); an ``httpx.URL`` is immutable, so one is shared."""
+    return httpx.URL(url)
+
+
 def make_client(settings: Settings, **client_kwargs: Any) -> httpx.Client:
     """A new synchronous client with the upstream limits and timeouts (build once, close)."""
     return httpx.Client(
@@ -69,7 +80,9 @@ def make_client(settings: Settings, **client_kwargs: Any) -> httpx.Client:
 
 
 def make_async_client(settings: Settings, **client_kwargs: Any) -> httpx.AsyncClient:
-    """A new AsyncClient for one worker process (build once at start, ``aclose`` at shutdown)."""
+    """A new AsyncClient for one worker process (build once at start, ``aclose`` at shutdown),
+    over the transport ``settings.http_transport`` names unless ``transport=`` is given."""
+    client_kwargs.setdefault("transport", async_transport(settings.http_transport))
     return httpx.AsyncClient(
         limits=limits(settings.http_keepalive),
         timeout=timeout(connect=settings.connect_timeout, stall=settings.stall_timeout),

@@ -30,6 +30,7 @@ from worker.providers.assembly import (
     usage_tokens,
 )
 from worker.providers.errors import NotAnAnswer, StreamInterrupted, UpstreamError
+from worker.providers.http import parsed_url
 from worker.providers.interface import Final, Item, Provider, Request, TextDelta
 from worker.providers.masking import DeltaMasker, mask_error
 from worker.providers.responses_assembly import ResponsesAssembler
@@ -90,7 +91,7 @@ class OpenAIProvider(Provider):
         """Yield the answer's deltas (the key masked), then its ``Final``."""
         masker = DeltaMasker(self._secret)
         assembler = _assembler(request.endpoint)
-        url = self.base_url + upstream_path(request.endpoint)
+        url = parsed_url(self.base_url + upstream_path(request.endpoint))
         started = False
         try:
             async with client.stream(
