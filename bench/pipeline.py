@@ -170,7 +170,7 @@ def run_pipeline(
         ).scalar_one()
     to_redis, first = stream_latencies(redis_url, db, batch.id)
     db.dispose()
-    jobs_s = args.jobs / elapsed
+    jobs_s: float = args.jobs / elapsed
     answer_s = (args.ttfb_ms + args.chunks * args.delay_ms) / 1000
     limit = processes * args.streams / answer_s
     seen_limit = processes * args.streams / (answer_ms / 1000)

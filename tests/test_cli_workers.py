@@ -58,20 +58,20 @@ def test_a_killed_worker_is_replaced_and_sigterm_stops_them_all(
         return log.read_text(errors="replace")[-4000:]
 
     try:
-        first = wait_until(
-            lambda: len(children(pool.pid)) == 2 and children(pool.pid),
-            30,
-            "two worker processes",
-            tail,
-        )
+
+        def both() -> set[int] | None:
+            now = children(pool.pid)
+            return now if len(now) == 2 else None
+
+        first = wait_until(both, 30, "two worker processes", tail)
         killed = min(first)
         os.kill(killed, signal.SIGKILL)
-        replaced = wait_until(
-            lambda: (now := children(pool.pid)) and len(now) == 2 and killed not in now and now,
-            30,
-            "the killed worker replaced by a new process",
-            tail,
-        )
+
+        def replacement() -> set[int] | None:
+            now = both()
+            return now if now is not None and killed not in now else None
+
+        replaced = wait_until(replacement, 30, "the killed worker replaced by a new process", tail)
         assert first - {killed} < replaced
         everyone = first | replaced
         pool.send_signal(signal.SIGTERM)
@@ -93,7 +93,12 @@ def test_a_worker_that_keeps_dying_is_restarted_ever_more_slowly() -> None:
 
     pool = WorkerPool(1, [sys.executable, "-c", "raise SystemExit(3)"], log=log)
     try:
-        wait_until(lambda: (pool.check(), len(starts) >= 3)[1], 30, "three starts", every=0.05)
+
+        def started_thrice() -> bool:
+            pool.check()
+            return len(starts) >= 3
+
+        wait_until(started_thrice, 30, "three starts", every=0.05)
     finally:
         pool.stop(timeout=5)
     # One second after the first quick death, two after the second: no spinning.
