@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
-from sqlalchemy import create_engine, text
+from psycopg import sql
+from sqlalchemy import create_engine, make_url, text
 
 from models.db import Database
 from models.migrate import upgrade
@@ -15,9 +18,25 @@ from models.tables import Base
 BACKENDS = ["sqlite", "postgres"]
 
 
+def _own_database(url: str) -> str:
+    """The database of this test process: under pytest-xdist each worker gets one of its
+    own beside the configured one (``test`` → ``test_gw0``), since every test empties it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    parsed = make_url(url)
+    name = f"{parsed.database}_{worker}"
+    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(scope="session")
 def migrated_postgres(postgres_url: str) -> str:
     """The test PostgreSQL with its public schema rebuilt by the migrations, once a session."""
+    postgres_url = _own_database(postgres_url)
     engine = create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
