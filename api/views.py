@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from api.responses import (
     JobObject,
     Timings,
 )
-from models import batches
+from models import batches, lines
 from models.states import (
     BATCH_TIMESTAMPS,
     ENDED_BATCH_STATES,
@@ -189,7 +188,7 @@ def file_list(data: list[FileObject], *, has_more: bool) -> FileList:
 def jsonl(objects: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """One compact JSON document per line, UTF-8."""
     for obj in objects:
-        yield (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        yield lines.encode(obj)
 
 
 def job_lines(jobs: Iterable[Job]) -> Iterator[bytes]:
