@@ -33,6 +33,7 @@ WINDOW_PATTERN = (
     r"|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h"
     r"|([1-9]|[12][0-9]|30)d)$"
 )
+CANCELLED_MESSAGE = "the batch was cancelled before this request ran"
 # Jobs are written this many at a time (or once they hold this many bytes of messages),
 # so memory stays flat for any batch size.
 WRITE_CHUNK = 2000
@@ -291,7 +292,7 @@ def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now:
             finished_at=now,
             dispatch_token=None,
             error_code="batch_cancelled",
-            error_message="the batch was cancelled before this request ran",
+            error_message=CANCELLED_MESSAGE,
         )
         .returning(*counters.ENDED_COLUMNS)
         .execution_options(synchronize_session=False)
@@ -315,6 +316,11 @@ def open_work(session: Session, tenant_id: str) -> tuple[int, int]:
 def open_batch_ids(session: Session) -> list[str]:
     """Batches that still have work to finish."""
     return list(session.scalars(select(Batch.id).where(Batch.status.in_(OPEN_BATCH_STATES))))
+
+
+def cancelling_batch_ids(session: Session) -> list[str]:
+    """Batches being cancelled: none of their queued jobs may run any more."""
+    return list(session.scalars(select(Batch.id).where(Batch.status == BatchStatus.CANCELLING)))
 
 
 def overdue_batch_ids(session: Session, *, now: datetime) -> list[str]:

@@ -461,8 +461,10 @@ def end_open_jobs(
     *,
     now: datetime,
     running_too: bool,
+    error_message: str | None = None,
 ) -> int:
-    """End the queued jobs of these batches (and running ones whose lease ran out, if asked)."""
+    """End the queued jobs of these batches (and running ones whose lease ran out, if asked);
+    ``error_message``, when given, replaces the message a former attempt left."""
     if not batch_ids:
         return 0
     which = {JobStatus.QUEUED: Job.status == JobStatus.QUEUED}
@@ -481,6 +483,7 @@ def end_open_jobs(
                 lease_expires_at=None,
                 dispatch_token=None,
                 error_code=error_code,
+                **({} if error_message is None else {"error_message": error_message}),
             )
             .returning(*ENDED_COLUMNS)
             .execution_options(synchronize_session=False)

@@ -110,6 +110,17 @@ class Dispatcher:
             expired = jobs.end_open_jobs(
                 session, overdue, JobStatus.EXPIRED, "batch_expired", now=now, running_too=True
             )
+            # A job of a cancelled batch that went back to the queue after the cancel (its
+            # worker died, or its retry was recorded as the cancel came) would wait forever.
+            cancelled = jobs.end_open_jobs(
+                session,
+                batches.cancelling_batch_ids(session),
+                JobStatus.CANCELLED,
+                "batch_cancelled",
+                now=now,
+                running_too=False,
+                error_message=batches.CANCELLED_MESSAGE,
+            )
             live = dispatch.live_capacity(
                 session, now=now, ttl=HEARTBEAT_SECONDS * 3, reserve_share=s.fair_reserve
             )
@@ -127,9 +138,13 @@ class Dispatcher:
                 now=now,
                 allowance=allowance,
             )
-        if lost or stale or expired:
+        if lost or stale or expired or cancelled:
             log.info(
-                "recovered: %d lost leases, %d lost messages, %d expired", lost, stale, expired
+                "recovered: %d lost leases, %d lost messages, %d expired, %d cancelled late",
+                lost,
+                stale,
+                expired,
+                cancelled,
             )
         return groups
 
