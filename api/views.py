@@ -18,7 +18,7 @@ from api.responses import (
     JobObject,
     Timings,
 )
-from models import batches, lines
+from models import counters, lines
 from models.states import (
     BATCH_TIMESTAMPS,
     ENDED_BATCH_STATES,
@@ -78,9 +78,8 @@ def batch_object(batch: Batch, counts: dict[str, int], usage: Usage) -> BatchObj
 
 def present(session: Session, rows: Sequence[Batch]) -> list[BatchObject]:
     """The batch objects of ``rows``, with their counts by state and usage."""
-    counts = batches.counts_by_state(session, [b.id for b in rows])
-    usage = batches.usage_by_batch(session, rows)
-    return [batch_object(b, counts[b.id], usage[b.id]) for b in rows]
+    kept = counters.read(session, [b.id for b in rows])
+    return [batch_object(b, *kept[b.id]) for b in rows]
 
 
 def batch_list(data: list[BatchObject], *, has_more: bool) -> BatchList:

@@ -102,6 +102,22 @@ def counts(session: Session, batch_ids: Collection[str]) -> dict[str, dict[str, 
     return result
 
 
+def read(session: Session, batch_ids: Collection[str]) -> dict[str, tuple[dict[str, int], Usage]]:
+    """For each batch, its jobs by state and its usage, in one query."""
+    result = {bid: (_states_zero(), Usage()) for bid in batch_ids}
+    if not batch_ids:
+        return result
+    columns = [_table.c[name] for name in (*STATES, *USAGE_COLUMNS)]
+    rows = session.execute(
+        select(_table.c.batch_id, *columns).where(_table.c.batch_id.in_(list(batch_ids)))
+    )
+    k = len(STATES)
+    for batch_id, *values in rows:
+        ns = [int(v) for v in values]
+        result[batch_id] = (dict(zip(STATES, ns[:k], strict=True)), Usage(*ns[k:]))
+    return result
+
+
 def usage(session: Session, batch_ids: Collection[str]) -> dict[str, Usage]:
     """For each batch, what its jobs used so far."""
     result = {bid: Usage() for bid in batch_ids}
