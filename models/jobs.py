@@ -7,6 +7,7 @@ was presumed dead) changes nothing when it finally reports.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -505,3 +506,29 @@ def mark_dispatched(
         .execution_options(synchronize_session=False)
     )
     return [row[0] for row in session.execute(stmt)]
+
+
+def mark_dispatched_groups(
+    session: Session, groups: Sequence[Sequence[int]], *, now: datetime
+) -> list[tuple[str, list[int]]]:
+    """Hand groups of queued jobs to the broker, each under a fresh token, in one statement
+    (a pass hands out dozens); returns each token with its ids that were still free."""
+    tokens = [uuid.uuid4().hex for _ in groups]
+    token_of = {job_id: token for token, ids in zip(tokens, groups, strict=True) for job_id in ids}
+    if not token_of:
+        return []
+    stmt = (
+        update(Job)
+        .where(
+            Job.id.in_(list(token_of)),
+            Job.status == JobStatus.QUEUED,
+            Job.dispatch_token.is_(None),
+        )
+        .values(dispatch_token=case(token_of, value=Job.id), dispatched_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    marked = set(session.scalars(stmt))
+    pairs = zip(tokens, groups, strict=True)
+    kept = [(token, [i for i in ids if i in marked]) for token, ids in pairs]
+    return [(token, ids) for token, ids in kept if ids]
