@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -19,7 +18,7 @@ from api.responses import (
     JobObject,
     Timings,
 )
-from models import batches
+from models import counters, lines
 from models.states import (
     BATCH_TIMESTAMPS,
     ENDED_BATCH_STATES,
@@ -79,9 +78,8 @@ def batch_object(batch: Batch, counts: dict[str, int], usage: Usage) -> BatchObj
 
 def present(session: Session, rows: Sequence[Batch]) -> list[BatchObject]:
     """The batch objects of ``rows``, with their counts by state and usage."""
-    counts = batches.counts_by_state(session, [b.id for b in rows])
-    usage = batches.usage_by_batch(session, rows)
-    return [batch_object(b, counts[b.id], usage[b.id]) for b in rows]
+    kept = counters.read(session, [b.id for b in rows])
+    return [batch_object(b, *kept[b.id]) for b in rows]
 
 
 def batch_list(data: list[BatchObject], *, has_more: bool) -> BatchList:
@@ -189,7 +187,7 @@ def file_list(data: list[FileObject], *, has_more: bool) -> FileList:
 def jsonl(objects: Iterable[dict[str, Any]]) -> Iterator[bytes]:
     """One compact JSON document per line, UTF-8."""
     for obj in objects:
-        yield (json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        yield lines.encode(obj)
 
 
 def job_lines(jobs: Iterable[Job]) -> Iterator[bytes]:

@@ -13,11 +13,12 @@ from typing import Any
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.orm import Session
 
+from models import counters
 from models.bulk import RowWriter
 from models.errors import Conflict, InvalidInput, NotFound
 from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
-from models.tables import Batch, Job
+from models.tables import Batch, BatchCounters, Job
 from models.usage import USAGE_COLUMNS, Usage
 from models.webhooks import record_batch_end
 
@@ -32,6 +33,7 @@ WINDOW_PATTERN = (
     r"|([1-9][0-9]?|[1-6][0-9]{2}|7[01][0-9]|720)h"
     r"|([1-9]|[12][0-9]|30)d)$"
 )
+CANCELLED_MESSAGE = "the batch was cancelled before this request ran"
 # Jobs are written this many at a time (or once they hold this many bytes of messages),
 # so memory stays flat for any batch size.
 WRITE_CHUNK = 2000
@@ -149,6 +151,7 @@ class BatchWriter:
         self.pending: list[tuple[Any, ...]] = []
         self.pending_bytes = 0
         self.count = 0
+        self.chars_in = 0
 
     def add(self, job: NewJob, messages_json: str) -> None:
         """Add the next job; ``messages_json`` is its messages as JSON text."""
@@ -173,6 +176,7 @@ class BatchWriter:
             )
         )
         self.count += 1
+        self.chars_in += chars_in
         self.pending_bytes += len(messages_json)
         if len(self.pending) >= WRITE_CHUNK or self.pending_bytes >= WRITE_CHUNK_BYTES:
             self.flush()
@@ -191,6 +195,7 @@ class BatchWriter:
         self.flush()
         self.rows.close()
         self.batch.total = self.count
+        counters.create(self.session, self.batch.id, queued=self.count, chars_in=self.chars_in)
         return self.batch
 
 
@@ -273,17 +278,7 @@ def get_batch(session: Session, batch_id: str, tenant_id: str | None) -> Batch:
 
 def counts_by_state(session: Session, batch_ids: Collection[str]) -> dict[str, dict[str, int]]:
     """For each batch, how many of its jobs are in each state (every state present, 0 or more)."""
-    if not batch_ids:
-        return {}
-    result = {bid: {str(state): 0 for state in JobStatus} for bid in batch_ids}
-    rows = session.execute(
-        select(Job.batch_id, Job.status, func.count())
-        .where(Job.batch_id.in_(list(batch_ids)))
-        .group_by(Job.batch_id, Job.status)
-    )
-    for batch_id, status, count in rows:
-        result[batch_id][status] = count
-    return result
+    return counters.counts(session, batch_ids)
 
 
 def progress(session: Session, batch_id: str, tenant_id: str | None) -> Progress:
@@ -321,7 +316,7 @@ def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now:
     if batch.status == BatchStatus.IN_PROGRESS:
         batch.status = BatchStatus.CANCELLING
         batch.cancelling_at = now
-    session.execute(
+    ended = session.execute(
         update(Job)
         .where(Job.batch_id == batch_id, Job.status == JobStatus.QUEUED)
         .values(
@@ -329,10 +324,14 @@ def cancel_batch(session: Session, batch_id: str, tenant_id: str | None, *, now:
             finished_at=now,
             dispatch_token=None,
             error_code="batch_cancelled",
-            error_message="the batch was cancelled before this request ran",
+            error_message=CANCELLED_MESSAGE,
         )
+        .returning(*counters.ENDED_COLUMNS)
         .execution_options(synchronize_session=False)
     )
+    tally = counters.Tally()
+    counters.tally_ended(tally, ended, was=JobStatus.QUEUED)
+    tally.apply(session)
     return batch
 
 
@@ -351,6 +350,11 @@ def open_batch_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Batch.id).where(Batch.status.in_(OPEN_BATCH_STATES))))
 
 
+def cancelling_batch_ids(session: Session) -> list[str]:
+    """Batches being cancelled: none of their queued jobs may run any more."""
+    return list(session.scalars(select(Batch.id).where(Batch.status == BatchStatus.CANCELLING)))
+
+
 def overdue_batch_ids(session: Session, *, now: datetime) -> list[str]:
     """Open batches whose completion window has ended."""
     return list(
@@ -362,13 +366,19 @@ def overdue_batch_ids(session: Session, *, now: datetime) -> list[str]:
 
 def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
     """Close every open batch that has no open job left; returns (batch id, final status)."""
-    open_ids = open_batch_ids(session)
-    if not open_ids:
+    c = BatchCounters
+    done_ids = list(
+        session.scalars(
+            select(Batch.id)
+            .join(c, c.batch_id == Batch.id)
+            .where(Batch.status.in_(OPEN_BATCH_STATES), c.queued == 0, c.running == 0)
+        )
+    )
+    if not done_ids:
         return []
     closed: list[tuple[str, str]] = []
-    for batch_id, counts in counts_by_state(session, open_ids).items():
-        if counts["queued"] or counts["running"]:
-            continue
+    usage = counters.usage(session, done_ids)
+    for batch_id, counts in counts_by_state(session, done_ids).items():
         batch = session.get(Batch, batch_id)
         assert batch is not None
         if batch.status == BatchStatus.CANCELLING:
@@ -377,7 +387,7 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
             final, stamp = BatchStatus.EXPIRED, "expired_at"
         else:
             final, stamp = BatchStatus.COMPLETED, "completed_at"
-        sums = session.execute(select(*_usage_sums()).where(Job.batch_id == batch_id)).one()
+        sums = [getattr(usage[batch_id], name) for name in USAGE_COLUMNS]
         done = session.execute(
             update(Batch)
             .where(Batch.id == batch_id, Batch.status == batch.status)
@@ -400,39 +410,17 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
     return closed
 
 
-def _usage_sums() -> list[Any]:
-    return [func.coalesce(func.sum(getattr(Job, name)), 0) for name in USAGE_COLUMNS]
-
-
 def usage_by_batch(session: Session, batches_: Collection[Batch]) -> dict[str, Usage]:
-    """Usage of each batch: stored once it has ended, summed while it runs."""
+    """Usage of each batch: stored once it has ended, from its counters while it runs."""
     usage = {b.id: Usage.of(b) for b in batches_ if b.status not in OPEN_BATCH_STATES}
     running = [b.id for b in batches_ if b.status in OPEN_BATCH_STATES]
-    for b in running:
-        usage[b] = Usage()
-    if running:
-        rows = session.execute(
-            select(Job.batch_id, *_usage_sums())
-            .where(Job.batch_id.in_(running))
-            .group_by(Job.batch_id)
-        )
-        for batch_id, *sums in rows:
-            usage[batch_id] = Usage(*(int(s) for s in sums))
+    usage.update(counters.usage(session, running))
     return usage
 
 
 def totals_by_state(session: Session) -> tuple[dict[str, int], dict[str, int]]:
     """How many jobs, and how many batches, are in each state (every state present)."""
-    jobs = {str(s): 0 for s in JobStatus}
-    jobs.update(
-        dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
-    )
     batches_ = {str(s): 0 for s in BatchStatus}
-    batches_.update(
-        dict(
-            session.execute(select(Batch.status, func.count()).group_by(Batch.status))
-            .tuples()
-            .all()
-        )
-    )
-    return jobs, batches_
+    for status, n in session.execute(select(Batch.status, func.count()).group_by(Batch.status)):
+        batches_[status] = int(n)
+    return counters.totals(session), batches_

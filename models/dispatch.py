@@ -4,7 +4,6 @@ between tenants and then between each tenant's batches."""
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
-from models.jobs import mark_dispatched
+from models.jobs import mark_dispatched_groups
 from models.states import BatchStatus, JobStatus
 from models.tables import Batch, Job, WorkerProcess
 
@@ -301,11 +300,9 @@ def fill(
         # worker: the groups waiting there are the others' backlog. Alone, it has no one to
         # jump, and it must leave the reserve free for whoever comes next.
         lane = under_share and len(active) > 1
-        for start in range(0, len(ids), group):
-            token = uuid.uuid4().hex
-            marked = mark_dispatched(session, ids[start : start + group], token, now=now)
-            if marked:
-                groups.append(Group(token, marked, tenant, lane))
+        chunks = [ids[start : start + group] for start in range(0, len(ids), group)]
+        for token, marked in mark_dispatched_groups(session, chunks, now=now):
+            groups.append(Group(token, marked, tenant, lane))
 
     for tenant in order:
         give(tenant, share - held.get(tenant, 0), under_share=True)

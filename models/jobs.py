@@ -7,6 +7,7 @@ was presumed dead) changes nothing when it finally reports.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,15 +22,17 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
+from models.counters import ENDED_COLUMNS, Tally, tally_ended
+from models.lines import Ended
 from models.states import BatchStatus, JobStatus
 from models.tables import Batch, Job
 from models.types import UTCDateTime
+from models.usage import USAGE_COLUMNS, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,10 @@ def claim(
     rows = [row._asdict() for row in session.execute(stmt)]
     if not rows:
         return []
+    tally = Tally()
+    for row in rows:
+        tally.move(row["batch_id"], JobStatus.QUEUED, JobStatus.RUNNING)
+    tally.apply(session)
     batch_ids = {row["batch_id"] for row in rows}
     endpoints = dict(
         session.execute(select(Batch.id, Batch.endpoint).where(Batch.id.in_(batch_ids))).all()
@@ -257,22 +264,66 @@ def record_many(session: Session, outcomes: Sequence[Outcome], *, now: datetime)
     """
     if not outcomes:
         return []
-    query = select(Job.id, Job.attempt).where(
+    query = select(*_HELD_COLUMNS).where(
         Job.id.in_([o.job_id for o in outcomes]), Job.status == JobStatus.RUNNING
     )
     if session.get_bind().dialect.name != "sqlite":
         query = query.with_for_update()
-    held: dict[int, int] = dict(session.execute(query).all())
+    held = {row.id: row for row in session.execute(query)}
     applied: list[bool] = []
     params: list[dict[str, Any]] = []
+    tally = Tally()
     for outcome in outcomes:
-        ok = held.pop(outcome.job_id, None) == outcome.attempt
+        row = held.pop(outcome.job_id, None)
+        ok = row is not None and row.attempt == outcome.attempt
         applied.append(ok)
         if ok:
-            params.append(_record_params(outcome, now))
+            values = _record_params(outcome, now)
+            params.append(values)
+            _tally_record(tally, row, values)
     if params:
         session.connection().execute(_RECORD, params)
+        tally.apply(session)
     return applied
+
+
+# Read (and locked) before an outcome is recorded: whether the attempt still holds the job,
+# and what its counters and its output line need that the outcome does not carry.
+_HELD_COLUMNS = (
+    Job.id,
+    Job.attempt,
+    Job.batch_id,
+    Job.custom_id,
+    Job.position,
+    Job.model,
+    *(getattr(Job, name) for name in USAGE_COLUMNS),
+)
+
+
+def _tally_record(tally: Tally, row: Any, values: dict[str, Any]) -> None:
+    """What recording one outcome (``values``: its _RECORD parameters) moves in counters."""
+    status = values["b_status"]
+    tally.move(row.batch_id, JobStatus.RUNNING, status)
+    after = {name: values.get(f"b_{name}", getattr(row, name)) for name in USAGE_COLUMNS}
+    tally.usage(row.batch_id, Usage.of(row), Usage(**after))
+    if status != JobStatus.QUEUED:
+        tally.ended(
+            Ended(
+                batch_id=row.batch_id,
+                custom_id=row.custom_id,
+                position=row.position,
+                status=status,
+                model=row.model,
+                output=values["b_output"],
+                response=values["b_response"],
+                upstream_status=values["b_upstream_status"],
+                error_code=values["b_error_code"],
+                error_message=values["b_error_message"],
+                chars_in=row.chars_in,
+                chars_out=values["b_chars_out"],
+                finished_at=values["b_finished_at"],
+            )
+        )
 
 
 def record(session: Session, outcome: Outcome, *, now: datetime) -> bool:
@@ -282,6 +333,7 @@ def record(session: Session, outcome: Outcome, *, now: datetime) -> bool:
 
 def release(session: Session, held: dict[int, int], *, now: datetime) -> int:
     """Give running jobs back to the queue at once (a worker shutting down cleanly)."""
+    tally = Tally()
     released = 0
     for job_id, attempt in held.items():
         stmt = (
@@ -294,9 +346,13 @@ def release(session: Session, held: dict[int, int], *, now: datetime) -> int:
                 dispatched_at=None,
                 not_before=now,
             )
+            .returning(Job.batch_id)
             .execution_options(synchronize_session=False)
         )
-        released += _rowcount(session.execute(stmt))
+        for batch_id in session.scalars(stmt):
+            tally.move(batch_id, JobStatus.RUNNING, JobStatus.QUEUED)
+            released += 1
+    tally.apply(session)
     return released
 
 
@@ -341,6 +397,7 @@ def lost_attempts(session: Session, held: dict[int, int]) -> list[int]:
 def requeue_lost(session: Session, *, now: datetime, max_attempts: int) -> int:
     """Running jobs whose lease ran out (their worker died): back to the queue, or failed."""
     lost = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    tally = Tally()
     failed = session.execute(
         update(Job)
         .where(lost, Job.attempt >= max_attempts)
@@ -351,15 +408,22 @@ def requeue_lost(session: Session, *, now: datetime, max_attempts: int) -> int:
             error_code="worker_lost",
             error_message=f"the worker running it stopped answering {max_attempts} times",
         )
+        .returning(*ENDED_COLUMNS)
         .execution_options(synchronize_session=False)
     )
-    requeued = session.execute(
+    n = tally_ended(tally, failed, was=JobStatus.RUNNING)
+    requeued = session.scalars(
         update(Job)
         .where(lost)
         .values(status=JobStatus.QUEUED, lease_expires_at=None, not_before=now)
+        .returning(Job.batch_id)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(failed) + _rowcount(requeued)
+    for batch_id in requeued:
+        tally.move(batch_id, JobStatus.RUNNING, JobStatus.QUEUED)
+        n += 1
+    tally.apply(session)
+    return n
 
 
 def reset_stale_dispatches(session: Session, *, now: datetime, timeout: float) -> int:
@@ -398,26 +462,36 @@ def end_open_jobs(
     *,
     now: datetime,
     running_too: bool,
+    error_message: str | None = None,
 ) -> int:
-    """End the queued jobs of these batches (and running ones whose lease ran out, if asked)."""
+    """End the queued jobs of these batches (and running ones whose lease ran out, if asked);
+    ``error_message``, when given, replaces the message a former attempt left."""
     if not batch_ids:
         return 0
-    which = Job.status == JobStatus.QUEUED
+    which = {JobStatus.QUEUED: Job.status == JobStatus.QUEUED}
     if running_too:
-        which = or_(which, and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now))
-    stmt = (
-        update(Job)
-        .where(Job.batch_id.in_(list(batch_ids)), which)
-        .values(
-            status=status,
-            finished_at=now,
-            lease_expires_at=None,
-            dispatch_token=None,
-            error_code=error_code,
+        which[JobStatus.RUNNING] = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    tally = Tally()
+    ended = 0
+    # One statement per former state, so the counters know what each job left.
+    for was, condition in which.items():
+        stmt = (
+            update(Job)
+            .where(Job.batch_id.in_(list(batch_ids)), condition)
+            .values(
+                status=status,
+                finished_at=now,
+                lease_expires_at=None,
+                dispatch_token=None,
+                error_code=error_code,
+                **({} if error_message is None else {"error_message": error_message}),
+            )
+            .returning(*ENDED_COLUMNS)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    return _rowcount(session.execute(stmt))
+        ended += tally_ended(tally, session.execute(stmt), was=was)
+    tally.apply(session)
+    return ended
 
 
 def mark_dispatched(
@@ -432,3 +506,29 @@ def mark_dispatched(
         .execution_options(synchronize_session=False)
     )
     return [row[0] for row in session.execute(stmt)]
+
+
+def mark_dispatched_groups(
+    session: Session, groups: Sequence[Sequence[int]], *, now: datetime
+) -> list[tuple[str, list[int]]]:
+    """Hand groups of queued jobs to the broker, each under a fresh token, in one statement
+    (a pass hands out dozens); returns each token with its ids that were still free."""
+    tokens = [uuid.uuid4().hex for _ in groups]
+    token_of = {job_id: token for token, ids in zip(tokens, groups, strict=True) for job_id in ids}
+    if not token_of:
+        return []
+    stmt = (
+        update(Job)
+        .where(
+            Job.id.in_(list(token_of)),
+            Job.status == JobStatus.QUEUED,
+            Job.dispatch_token.is_(None),
+        )
+        .values(dispatch_token=case(token_of, value=Job.id), dispatched_at=now)
+        .returning(Job.id)
+        .execution_options(synchronize_session=False)
+    )
+    marked = set(session.scalars(stmt))
+    pairs = zip(tokens, groups, strict=True)
+    kept = [(token, [i for i in ids if i in marked]) for token, ids in pairs]
+    return [(token, ids) for token, ids in kept if ids]

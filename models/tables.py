@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -133,7 +134,53 @@ class Job(Base):
         Index("ix_jobs_dispatch_token", "dispatch_token"),
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_finished_at", "finished_at"),
+        # The dispatcher's questions, answered without walking a backlog of queued jobs:
+        # which jobs are ready (in input order), and which are handed out or running.
+        Index(
+            "ix_jobs_ready",
+            "batch_id",
+            "position",
+            postgresql_where=text("status = 'queued' AND dispatch_token IS NULL"),
+            sqlite_where=text("status = 'queued' AND dispatch_token IS NULL"),
+        ),
+        Index(
+            "ix_jobs_in_flight",
+            "upstream",
+            "batch_id",
+            postgresql_where=text("status = 'running' OR dispatch_token IS NOT NULL"),
+            sqlite_where=text("status = 'running' OR dispatch_token IS NOT NULL"),
+        ),
     )
+
+
+class BatchCounters(Base):
+    """A batch's jobs by state, what they used, and the sizes of its output and error files.
+
+    Every job transition changes these in its own transaction (models/counters.py), so
+    reads never count the jobs. One row per batch: concurrent workers add to it with
+    ``n = n + d`` and stay exact.
+    """
+
+    __tablename__ = "batch_counters"
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    running: Mapped[int] = mapped_column(Integer, default=0)
+    succeeded: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    expired: Mapped[int] = mapped_column(Integer, default=0)
+    chars_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    chars_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    output_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    # None: not known yet (jobs that ended before counters were kept); counted once on read.
+    output_bytes: Mapped[int | None] = mapped_column(BigInteger, default=0)
+    error_bytes: Mapped[int | None] = mapped_column(BigInteger, default=0)
 
 
 class WorkerProcess(Base):

@@ -103,13 +103,30 @@ class Dispatcher:
         s = self.settings
         upstreams = self.caps.state()
         now = utcnow()
+        # Each step that moves jobs commits on its own: it locks jobs, then their batches'
+        # counters, and a later step locking jobs while holding counters could deadlock
+        # with a worker's claim (jobs, then counters) on PostgreSQL.
         with self.db.write() as session:
             lost = jobs.requeue_lost(session, now=now, max_attempts=s.max_attempts)
             stale = jobs.reset_stale_dispatches(session, now=now, timeout=s.dispatch_timeout)
+        with self.db.write() as session:
             overdue = batches.overdue_batch_ids(session, now=now)
             expired = jobs.end_open_jobs(
                 session, overdue, JobStatus.EXPIRED, "batch_expired", now=now, running_too=True
             )
+        with self.db.write() as session:
+            # A job of a cancelled batch that went back to the queue after the cancel (its
+            # worker died, or its retry was recorded as the cancel came) would wait forever.
+            cancelled = jobs.end_open_jobs(
+                session,
+                batches.cancelling_batch_ids(session),
+                JobStatus.CANCELLED,
+                "batch_cancelled",
+                now=now,
+                running_too=False,
+                error_message=batches.CANCELLED_MESSAGE,
+            )
+        with self.db.write() as session:
             live = dispatch.live_capacity(
                 session, now=now, ttl=HEARTBEAT_SECONDS * 3, reserve_share=s.fair_reserve
             )
@@ -127,9 +144,13 @@ class Dispatcher:
                 now=now,
                 allowance=allowance,
             )
-        if lost or stale or expired:
+        if lost or stale or expired or cancelled:
             log.info(
-                "recovered: %d lost leases, %d lost messages, %d expired", lost, stale, expired
+                "recovered: %d lost leases, %d lost messages, %d expired, %d cancelled late",
+                lost,
+                stale,
+                expired,
+                cancelled,
             )
         return groups
 
