@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import redis
@@ -22,7 +23,7 @@ def submit(
     tenant: str = "t1",
     window: str = "24h",
     options: dict[str, str | int] | None = None,
-    per_job: dict[int, dict[str, str | int]] | None = None,
+    per_job: Mapping[int, Mapping[str, str | int]] | None = None,
 ) -> str:
     """Write a batch of ``n`` jobs tagged ``j<i>`` (the emulator counts calls by tag)."""
     made = []
