@@ -10,7 +10,8 @@ queued jobs straight into SQL (as the API writes them, with COPY on PostgreSQL),
   * p50/p99 latency of ``GET /v1/batches?limit=20``, ``GET /v1/batches/{id}`` (a batch of the
     latest size) and ``GET /metrics``, over ``--calls`` calls each through the API process;
   * the dispatcher pass (recovery, expiry, dispatching a worker's worth of jobs, finalize),
-    run here in-process ``--passes`` times, every pass with a full worker's room to fill;
+    run here in-process ``--passes`` times, every pass with a full worker's room to fill,
+    then as many with no room (the pass's fixed cost);
   * jobs/s of one worker process (with its dispatcher) working through the backlog,
     measured over ``--pipeline-jobs`` jobs after a warm-up, and the ratio of the two sizes;
 and, at the large size, the worker's RSS after 10,000 and after ``--rss-jobs`` jobs.
@@ -149,6 +150,8 @@ def measure(
         f"   dispatcher pass p50 {p50:.1f} ms p99 {p99:.1f} ms,"
         f" dispatching {sent} jobs each (target <= 50 ms)"
     )
+    idle50, idle99, _ = dispatcher_passes(env, db, args.passes, room=0)
+    say(f"   dispatcher pass with no room p50 {idle50:.1f} ms p99 {idle99:.1f} ms (its fixed cost)")
     jobs_s, rss_at = pipeline(args, procs, env, db, rss)
     say(
         f"   pipeline: {jobs_s:.1f} jobs/s over {args.pipeline_jobs:,} jobs"
