@@ -16,7 +16,7 @@ RUN python -m venv /opt/uv \
     && /opt/uv/bin/pip install --quiet --require-hashes -r requirements/uv.txt \
     && python -m venv --without-pip /opt/aivbatch \
     && /opt/uv/bin/uv pip sync --python /opt/aivbatch/bin/python --require-hashes \
-       requirements/run.txt
+       --compile-bytecode requirements/run.txt
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY cli ./cli
@@ -24,7 +24,8 @@ COPY emulator ./emulator
 COPY models ./models
 COPY worker ./worker
 # The project alone, built by the pinned, hash-checked setuptools of requirements/build.txt.
-RUN /opt/uv/bin/uv pip install --python /opt/aivbatch/bin/python --no-deps \
+# Bytecode compiled here: the image sets PYTHONDONTWRITEBYTECODE, so nothing would cache it.
+RUN /opt/uv/bin/uv pip install --python /opt/aivbatch/bin/python --no-deps --compile-bytecode \
     --preview-features build-dependency-hashes --require-build-hashes \
     --build-constraints requirements/build.txt .
 
