@@ -2,6 +2,9 @@
 # Set up and run every check: lint, format, types, then the tests against real Redis,
 # real PostgreSQL and SQLite (throwaway servers are started when none answers).
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh" dev
+# The locks must say what pyproject.toml asks for, and what they installed must fit together.
+bash scripts/lock.sh --check
+.venv/uv/bin/python -m pip --python .venv/bin/python check
 # The dashboard tests drive Debian's Chromium (Playwright never downloads a browser): install
 # it when it is missing and this machine can (root with apt-get); otherwise those tests skip
 # locally, and fail in CI.
