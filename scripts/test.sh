@@ -16,4 +16,7 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-exec .venv/bin/python scripts/services.py -- .venv/bin/python -m pytest "$@"
+# Two test processes (most tests wait on the processes they start); a module's tests stay in
+# one, so its shared API process starts once. AIVBATCH_TEST_PROCESSES=0 runs them in this one.
+exec .venv/bin/python scripts/services.py -- .venv/bin/python -m pytest \
+  -n "${AIVBATCH_TEST_PROCESSES:-2}" --dist loadscope "$@"
