@@ -37,7 +37,7 @@ CANCELLED_MESSAGE = "the batch was cancelled before this request ran"
 # Jobs are written this many at a time (or once they hold this many bytes of messages),
 # so memory stays flat for any batch size.
 WRITE_CHUNK = 2000
-WRITE_CHUNK_BYTES = 1024 * 1024
+WRITE_CHUNK_BYTES = 256 * 1024
 _jobs: Table = Job.__table__  # type: ignore[assignment]
 # The columns each new job row gives, in this order (see BatchWriter.add).
 _JOB_COLUMNS = (

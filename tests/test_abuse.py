@@ -179,12 +179,13 @@ def test_a_caller_without_a_key_may_send_a_few_kilobytes(api: ApiServer) -> None
 
 
 def test_big_bodies_are_taken_in_a_request_at_a_time(api: ApiServer, tenants: Tenants) -> None:
-    """A 24 MB inline batch and a 24 MB upload: memory grows by a small multiple of one
-    request (each is 12 kB), not of the body."""
+    """A 48 MB inline batch and a 48 MB upload: memory grows by a fixed allowance (the
+    chunks of requests in flight, SQLite's page cache, the allocator's arenas: 10-14 MiB
+    measured, the same for a 12 MB body), not with the body."""
     client = api.client(tenants.key())
     requests = [
         {"custom_id": f"r{i}", "messages": [{"role": "user", "content": f"{i} " + "x" * 12_000}]}
-        for i in range(2000)
+        for i in range(4000)
     ]
     inline = json.dumps({"requests": requests}).encode()
     lines = "\n".join(json.dumps(r) for r in requests).encode()
@@ -195,8 +196,8 @@ def test_big_bodies_are_taken_in_a_request_at_a_time(api: ApiServer, tenants: Te
     uploaded = _upload(client, lines)
     assert uploaded.status_code == 200, uploaded.text
     grown = _peak_rss_mib(api) - before
-    assert grown < len(inline) / 2**20 / 2, f"{grown:.1f} MiB for {len(inline) / 2**20:.1f} MiB"
-    assert created.json()["request_counts"]["total"] == 2000
+    assert grown < len(inline) / 2**20 / 3, f"{grown:.1f} MiB for {len(inline) / 2**20:.1f} MiB"
+    assert created.json()["request_counts"]["total"] == len(requests)
     content = client.get(f"/v1/files/{uploaded.json()['id']}/content").content
     assert content == lines
 

@@ -101,6 +101,9 @@ def test_a_frozen_redis_mid_batch_leaves_every_stream_whole(
             database_url=database_url,
             redis_url=server.url,
             prefix="aivfreeze",
+            # Leases outlive a busy machine's slow renewals: this test is about Redis, and a
+            # lease lost meanwhile would restart every job (it has its own tests).
+            settings={"LEASE_SECONDS": "10"},
             delay_ms=100,
             chunks=40,
         )
