@@ -90,16 +90,7 @@ def _states_zero() -> dict[str, int]:
 
 def counts(session: Session, batch_ids: Collection[str]) -> dict[str, dict[str, int]]:
     """For each batch, how many of its jobs are in each state (every state present)."""
-    result = {bid: _states_zero() for bid in batch_ids}
-    if not batch_ids:
-        return result
-    columns = [_table.c[s] for s in STATES]
-    rows = session.execute(
-        select(_table.c.batch_id, *columns).where(_table.c.batch_id.in_(list(batch_ids)))
-    )
-    for batch_id, *ns in rows:
-        result[batch_id] = dict(zip(STATES, (int(n) for n in ns), strict=True))
-    return result
+    return {batch_id: by_state for batch_id, (by_state, _) in read(session, batch_ids).items()}
 
 
 def read(session: Session, batch_ids: Collection[str]) -> dict[str, tuple[dict[str, int], Usage]]:
@@ -120,16 +111,7 @@ def read(session: Session, batch_ids: Collection[str]) -> dict[str, tuple[dict[s
 
 def usage(session: Session, batch_ids: Collection[str]) -> dict[str, Usage]:
     """For each batch, what its jobs used so far."""
-    result = {bid: Usage() for bid in batch_ids}
-    if not batch_ids:
-        return result
-    columns = [_table.c[name] for name in USAGE_COLUMNS]
-    rows = session.execute(
-        select(_table.c.batch_id, *columns).where(_table.c.batch_id.in_(list(batch_ids)))
-    )
-    for batch_id, *sums in rows:
-        result[batch_id] = Usage(*(int(s) for s in sums))
-    return result
+    return {batch_id: used for batch_id, (_, used) in read(session, batch_ids).items()}
 
 
 def totals(session: Session) -> dict[str, int]:
