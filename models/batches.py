@@ -19,7 +19,7 @@ from models.errors import Conflict, InvalidInput, NotFound
 from models.paging import newest_first
 from models.states import OPEN_BATCH_STATES, BatchStatus, JobStatus
 from models.tables import Batch, BatchCounters, Job
-from models.usage import USAGE_COLUMNS, Usage
+from models.usage import USAGE_COLUMNS
 from models.webhooks import record_batch_end
 
 _WINDOW = re.compile(r"^([1-9][0-9]{0,8})([smhd])$")
@@ -408,14 +408,6 @@ def finalize(session: Session, *, now: datetime) -> list[tuple[str, str]]:
                 session, batch_id=batch_id, tenant_id=batch.tenant_id, status=final, now=now
             )
     return closed
-
-
-def usage_by_batch(session: Session, batches_: Collection[Batch]) -> dict[str, Usage]:
-    """Usage of each batch: stored once it has ended, from its counters while it runs."""
-    usage = {b.id: Usage.of(b) for b in batches_ if b.status not in OPEN_BATCH_STATES}
-    running = [b.id for b in batches_ if b.status in OPEN_BATCH_STATES]
-    usage.update(counters.usage(session, running))
-    return usage
 
 
 def totals_by_state(session: Session) -> tuple[dict[str, int], dict[str, int]]:

@@ -56,7 +56,7 @@ class Batch(Base):
     # The system message of jobs that set none of their own: kept once, not on every job.
     system_message: Mapped[str | None] = mapped_column(Text, default=None)
     total: Mapped[int] = mapped_column(Integer)
-    # Usage totals (models/usage.py), summed from the jobs when the batch finalizes.
+    # Usage totals (models/usage.py), copied from its counters when the batch finalizes.
     chars_in: Mapped[int] = mapped_column(BigInteger, default=0)
     chars_out: Mapped[int] = mapped_column(BigInteger, default=0)
     input_tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -13,6 +13,7 @@ from models.migrate import downgrade, upgrade
 from models.states import JobStatus
 from models.tables import Batch, BatchCounters, Job
 from models.types import utcnow
+from models.usage import Usage
 from tests.support.counters import assert_exact, counted
 
 
@@ -112,9 +113,7 @@ def test_every_transition_keeps_the_counters_exact(database: Database) -> None:
     with database.read() as s:
         batch = s.get(Batch, batch_id)
         assert batch is not None
-        assert (
-            batches.usage_by_batch(s, [batch])[batch_id] == counters.usage(s, [batch_id])[batch_id]
-        )
+        assert Usage.of(batch) == counters.usage(s, [batch_id])[batch_id]
         assert batch.input_tokens == 11 and batch.chars_out == 7 + 1 + 4
 
 
